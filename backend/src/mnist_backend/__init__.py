@@ -1,0 +1,3 @@
+"""MNIST hub backend: the FastAPI + ONNX Runtime inference service."""
+
+__version__ = "0.1.0"

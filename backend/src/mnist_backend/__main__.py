@@ -1,0 +1,35 @@
+"""``python -m mnist_backend``: serve with uvicorn, configured from the environment."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from mnist_backend.api.errors import describe_validation_errors
+from mnist_backend.config import Settings
+from mnist_backend.logging_setup import configure_logging
+from mnist_backend.main import create_app
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        sys.exit(f"mnist-backend: invalid configuration: {describe_validation_errors(errors)}")
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep ours
+        access_log=False,  # RequestContextMiddleware logs each request with its id
+        server_header=False,
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

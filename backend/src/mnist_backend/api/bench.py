@@ -1,0 +1,22 @@
+"""The no-op baseline for ``make bench``: same middleware, same body parser, no model.
+
+Mounted only with ``ENABLE_BENCH_ENDPOINT=true``. Its throughput is the HTTP stack's own
+ceiling, so the predict route's numbers can be read as a fraction of it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from mnist_backend.api.dependencies import parse_json_body
+from mnist_backend.api.schemas import PredictRequest
+
+router = APIRouter(prefix="/api/v1", include_in_schema=False)
+
+_CONSTANT_REPLY = b'{"digit":0,"confidence":1.0}'
+
+
+@router.post("/bench/noop")
+async def noop(request: Request) -> Response:
+    await parse_json_body(request, PredictRequest)
+    return Response(_CONSTANT_REPLY, media_type="application/json")

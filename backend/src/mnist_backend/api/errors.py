@@ -1,0 +1,58 @@
+"""Errors that routes raise, and the handlers that turn each into a clear 4xx/503 reply."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from mnist_backend.preprocessing import InvalidImageError
+
+
+class APIError(Exception):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """orjson-encoded JSON (numpy arrays and floats included), without a second validation pass."""
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def describe_validation_errors(errors: list[dict]) -> str:
+    """Pydantic's error list as one sentence a person can act on."""
+    parts = []
+    for error in errors[:3]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        message = error.get("msg", "invalid").removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    more = f" (and {len(errors) - 3} more problems)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, error: APIError) -> Response:
+        return json_response({"detail": error.detail}, error.status, error.headers)
+
+    @app.exception_handler(InvalidImageError)
+    async def _invalid_image(_: Request, error: InvalidImageError) -> Response:
+        return json_response({"detail": str(error)}, 422)
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_body(_: Request, error: ValidationError) -> Response:
+        errors = error.errors(include_url=False, include_context=False, include_input=False)
+        return json_response({"detail": describe_validation_errors(errors), "errors": errors}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, error: RequestValidationError) -> Response:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in error.errors()]
+        return json_response({"detail": describe_validation_errors(errors), "errors": errors}, 422)

@@ -1,0 +1,156 @@
+"""Prometheus metrics, and the ASGI middleware that records the HTTP ones.
+
+Routes are labelled by their template (``/api/v1/predict``), never by the raw path, so
+label values stay bounded whatever clients send. With several worker processes in one
+container, set ``PROMETHEUS_MULTIPROC_DIR`` (see the backend README); the hub itself runs
+one worker per container and scales by replicas, each scraped on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The *_created series double the exposition size and no dashboard uses them.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+INFERENCE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+UNMATCHED_ROUTE = "<unmatched>"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ServiceMetrics:
+    """Every metric the service exports, on its own registry (tests build several apps)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mnist_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.request_latency = Histogram(
+            "mnist_http_request_duration_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "mnist_http_requests_in_flight", "Requests being handled now", registry=r, multiprocess_mode="livesum"
+        )
+        self.inference_latency = Histogram(
+            "mnist_inference_duration_seconds",
+            "ONNX Runtime time per call",
+            ["kind"],
+            buckets=INFERENCE_BUCKETS,
+            registry=r,
+        )
+        self.inference_images = Counter("mnist_inference_images", "Images passed through the model", registry=r)
+        self.predictions = Counter("mnist_predictions", "Predicted digits", ["digit"], registry=r)
+        self.confidence = Histogram(
+            "mnist_prediction_confidence", "Probability of the predicted digit", buckets=CONFIDENCE_BUCKETS, registry=r
+        )
+        self.model_info = Gauge(
+            "mnist_model_info",
+            "The served model (value 1)",
+            ["version", "test_accuracy"],
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.model_ready = Gauge(
+            "mnist_model_ready", "1 when a model is loaded and serving", registry=r, multiprocess_mode="max"
+        )
+        self.model_reloads = Counter("mnist_model_reloads", "Model (re)load attempts by result", ["result"], registry=r)
+        # Pre-create children so every series exists from the first scrape (rate() needs a baseline).
+        self._digit_counters = [self.predictions.labels(digit=str(d)) for d in range(10)]
+        self._inference = {kind: self.inference_latency.labels(kind=kind) for kind in ("single", "batch")}
+        for result in ("success", "failure"):
+            self.model_reloads.labels(result=result)
+
+    def record_predictions(self, digits: Iterable[int], confidences: Iterable[float]) -> None:
+        for digit, confidence in zip(digits, confidences, strict=True):
+            self._digit_counters[digit].inc()
+            self.confidence.observe(confidence)
+
+    def record_inference(self, kind: str, seconds: float, images: int) -> None:
+        self._inference[kind].observe(seconds)
+        self.inference_images.inc(images)
+
+    def set_model(self, version: str | None, test_accuracy: float | None) -> None:
+        self.model_info.clear()
+        if version is not None:
+            self.model_info.labels(version=version, test_accuracy=f"{test_accuracy:.4f}").set(1)
+        self.model_ready.set(1 if version is not None else 0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format for ``/metrics``; aggregates all workers in multiprocess mode."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class HTTPMetricsMiddleware:
+    """Counts and times every HTTP request by route template (pure ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._children: dict[tuple[str, str, str], tuple] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app raises before responding
+        metrics = self.metrics
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            metrics.in_flight.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", UNMATCHED_ROUTE)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+            counter, histogram = self._series(template, method, status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)
+
+    def _series(self, route: str, method: str, status: int) -> tuple:
+        """Labelled children, cached: ``labels()`` costs more than the increment itself."""
+        key = (route, method, str(status))
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(route=route, method=method, status=str(status)),
+                self.metrics.request_latency.labels(route=route, method=method),
+            )
+            self._children[key] = children
+        return children

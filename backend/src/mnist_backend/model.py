@@ -1,0 +1,178 @@
+"""Load a model version from the on-disk registry and run it with ONNX Runtime.
+
+The registry layout and ``metadata.json`` are the model contract (ARCHITECTURE.md). The
+normalization that serving applies comes from the version's metadata, never from code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import onnxruntime as ort
+
+logger = logging.getLogger(__name__)
+
+CURRENT_FILENAME = "CURRENT"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served; the message says why (shown by ``/ready``)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    metadata: dict[str, Any]
+    session: ort.InferenceSession = field(repr=False)
+    input_name: str
+    output_name: str
+    mean: np.float32
+    std: np.float32
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.metadata["metrics"]["test_accuracy"])
+
+    def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
+        """``[N, 28, 28]`` float32 in 0..1 (MNIST convention) -> probabilities ``[N, 10]``."""
+        inputs = ((pixels - self.mean) / self.std).astype(np.float32, copy=False)
+        logits = self.session.run([self.output_name], {self.input_name: inputs.reshape(-1, 1, 28, 28)})[0]
+        return softmax(logits)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def resolve_version(model_dir: Path, requested: str | None) -> str:
+    """``MODEL_VERSION`` when set, otherwise what ``models/CURRENT`` names."""
+    if requested:
+        return requested
+    current = model_dir / CURRENT_FILENAME
+    try:
+        version = current.read_text().strip()
+    except FileNotFoundError:
+        raise ModelLoadError(f"no model: {current} does not exist (train one with `make train`)") from None
+    except OSError as error:
+        raise ModelLoadError(f"cannot read {current}: {error.strerror}") from error
+    if not version:
+        raise ModelLoadError(f"{current} is empty")
+    return version
+
+
+def load_model_version(
+    model_dir: Path, requested_version: str | None = None, intra_op_threads: int = 1, inter_op_threads: int = 1
+) -> LoadedModel:
+    """Load, verify and open one version; raise ``ModelLoadError`` with the reason otherwise.
+
+    Checks: metadata is valid JSON and passes the schema the version carries, the ONNX file
+    matches the fingerprint in the metadata (catches truncated or swapped files), and the
+    graph's input/output names are the ones the metadata promises.
+    """
+    version = resolve_version(model_dir, requested_version)
+    version_dir = model_dir / version
+    if "/" in version or version.startswith(".") or not version_dir.is_dir():
+        raise ModelLoadError(f"model version {version!r} not found in {model_dir}")
+    metadata = _read_json(version_dir / "metadata.json")
+    schema = _read_json(version_dir / "metadata.schema.json")
+    try:
+        jsonschema.validate(metadata, schema)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+        raise ModelLoadError(f"metadata.json of {version} breaks its schema at {where}: {error.message}") from None
+    if metadata["version"] != version:
+        raise ModelLoadError(f"metadata.json says version {metadata['version']}, directory is {version}")
+    model_path = version_dir / "model.onnx"
+    try:
+        model_bytes = model_path.read_bytes()
+    except OSError as error:
+        raise ModelLoadError(f"cannot read {model_path}: {error.strerror}") from error
+    if hashlib.sha256(model_bytes).hexdigest() != metadata["onnx_sha256"]:
+        raise ModelLoadError(f"{model_path} does not match onnx_sha256 in metadata.json (corrupt or replaced file)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = inter_op_threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # ORT raises its own exception types for unreadable graphs
+        raise ModelLoadError(f"ONNX Runtime cannot open {model_path}: {error}") from error
+    input_name, output_name = metadata["input"]["name"], metadata["output"]["name"]
+    if [i.name for i in session.get_inputs()] != [input_name] or output_name not in [
+        o.name for o in session.get_outputs()
+    ]:
+        raise ModelLoadError(f"{model_path} does not have input {input_name!r} and output {output_name!r}")
+    return LoadedModel(
+        version=version,
+        metadata=metadata,
+        session=session,
+        input_name=input_name,
+        output_name=output_name,
+        mean=np.float32(metadata["input"]["mean"]),
+        std=np.float32(metadata["input"]["std"]),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"cannot read {path}: {error}") from error
+    except json.JSONDecodeError as error:
+        raise ModelLoadError(f"{path} is not valid JSON: {error}") from error
+
+
+class ModelHolder:
+    """The model being served, swappable at run time (SIGHUP or the admin reload call).
+
+    Readers take ``holder.model`` once per request: a reload replaces the reference
+    atomically, so a request never sees half of one version and half of another. A failed
+    reload keeps serving the previous version.
+    """
+
+    def __init__(
+        self, model_dir: Path, requested_version: str | None, intra_op_threads: int, inter_op_threads: int
+    ) -> None:
+        self.model_dir = model_dir
+        self.requested_version = requested_version
+        self._threads = (intra_op_threads, inter_op_threads)
+        self._lock = threading.Lock()
+        self.model: LoadedModel | None = None
+        self.not_ready_reason: str | None = "model not loaded yet"
+        self.last_error: str | None = None
+
+    def load(self) -> LoadedModel | None:
+        """(Re)load the configured version. Returns the model, or None and records the reason."""
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                model = load_model_version(self.model_dir, self.requested_version, *self._threads)
+            except ModelLoadError as error:
+                self.last_error = str(error)
+                if self.model is None:
+                    self.not_ready_reason = str(error)
+                logger.error("model load failed: %s", error, extra={"event": "model_load_failed"})
+                return None
+            previous = self.model.version if self.model else None
+            self.model, self.not_ready_reason, self.last_error = model, None, None
+            logger.info(
+                "serving model version %s (test accuracy %.4f, previous %s, loaded in %.0f ms)",
+                model.version,
+                model.test_accuracy,
+                previous,
+                (time.perf_counter() - started) * 1000,
+                extra={"event": "model_loaded", "model_version": model.version},
+            )
+            return model

