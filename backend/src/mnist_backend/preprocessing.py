@@ -30,7 +30,8 @@ class InvalidImageError(ValueError):
 def pixels_from_array(values: list, where: str = "image") -> np.ndarray:
     """784 floats or 28x28 nested floats (0..1, white on black) -> float32 ``[28, 28]``."""
     try:
-        array = np.asarray(values, dtype=np.float32)
+        with np.errstate(over="ignore"):  # 1e300 becomes inf, which the finiteness check names
+            array = np.asarray(values, dtype=np.float32)
     except (ValueError, TypeError):
         raise InvalidImageError(f"{where} must be 784 numbers or 28 rows of 28 numbers") from None
     if array.shape == (MNIST_SIDE * MNIST_SIDE,):

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mnist_backend.main import create_app
+from tests.conftest import make_settings
+
+
+def test_health_and_ready_with_a_model(client, model_version):
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json() == {"status": "ready", "model_version": model_version}
+
+
+def test_model_info_is_the_versions_metadata(client, model_dir, model_version):
+    info = client.get("/api/v1/model/info").json()
+    assert info == json.loads((model_dir / model_version / "metadata.json").read_text())
+    assert info["metrics"]["test_accuracy"] > 0.5
+
+
+def test_openapi_documents_every_endpoint(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/predict", "/api/v1/predict/batch", "/api/v1/model/info", "/health", "/ready", "/metrics"):
+        assert path in paths
+    body = paths["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"image", "image_base64", "return_input"} <= set(body["properties"])
+    assert client.get("/docs").status_code == 200
+
+
+def break_model(registry, version: str, how: str) -> str:
+    """Damage one version in a copied registry the way real accidents do; return the expected reason."""
+    version_dir = registry / version
+    if how == "missing":
+        (registry / "CURRENT").unlink()
+        return "does not exist"
+    if how == "unknown version":
+        (registry / "CURRENT").write_text("20000101T000000Z-000000\n")
+        return "not found"
+    if how == "corrupt onnx":
+        data = (version_dir / "model.onnx").read_bytes()
+        (version_dir / "model.onnx").write_bytes(data[: len(data) // 2])
+        return "does not match onnx_sha256"
+    if how == "schema-invalid metadata":
+        metadata = json.loads((version_dir / "metadata.json").read_text())
+        del metadata["input"]["std"]
+        (version_dir / "metadata.json").write_text(json.dumps(metadata))
+        return "breaks its schema at input"
+    if how == "metadata not json":
+        (version_dir / "metadata.json").write_text("{not json")
+        return "not valid JSON"
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize(
+    "how", ["missing", "unknown version", "corrupt onnx", "schema-invalid metadata", "metadata not json"]
+)
+def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(registry_copy, model_version, how, caplog):
+    reason = break_model(registry_copy, model_version, how)
+    with TestClient(create_app(make_settings(registry_copy))) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert reason in ready.json()["reason"]
+        predict = client.post("/api/v1/predict", json={"image": [0.0] * 784})
+        assert predict.status_code == 503
+        assert predict.headers["retry-after"]
+        assert reason in predict.json()["detail"]
+        assert "mnist_model_ready 0.0" in client.get("/metrics").text
+    assert any("model load failed" in record.getMessage() for record in caplog.records)
+
+
+def test_model_version_setting_overrides_current(registry_copy, model_version):
+    (registry_copy / "CURRENT").write_text("something-else\n")
+    with TestClient(create_app(make_settings(registry_copy, model_version=model_version))) as client:
+        assert client.get("/ready").json()["model_version"] == model_version
+
+
+def test_admin_reload_switches_to_the_new_current_without_restart(registry_copy, model_version):
+    new_version = "20991231T235959Z-abcdef"
+    copy_version(registry_copy, model_version, new_version)
+    with TestClient(create_app(make_settings(registry_copy))) as client:
+        assert client.get("/ready").json()["model_version"] == model_version
+        (registry_copy / "CURRENT").write_text(new_version + "\n")
+        response = client.post("/api/v1/admin/reload")
+        assert response.json() == {"model_version": new_version, "previous_version": model_version}
+        assert client.post("/api/v1/predict", json={"image": [0.0] * 784}).json()["model_version"] == new_version
+        assert 'mnist_model_info{test_accuracy="' in client.get("/metrics").text
+        assert new_version in client.get("/metrics").text
+
+
+def test_failed_reload_keeps_serving_the_previous_model(registry_copy, model_version):
+    with TestClient(create_app(make_settings(registry_copy))) as client:
+        (registry_copy / "CURRENT").write_text("20000101T000000Z-000000\n")
+        response = client.post("/api/v1/admin/reload")
+        assert response.status_code == 409
+        assert f"still serving {model_version}" in response.json()["detail"]
+        assert client.get("/ready").status_code == 200
+        assert 'mnist_model_reloads_total{result="failure"} 1.0' in client.get("/metrics").text
+
+
+def copy_version(registry, source: str, target: str) -> None:
+    """A second, valid version (same graph, its own id) to switch to."""
+    (registry / target).mkdir()
+    for path in (registry / source).iterdir():
+        (registry / target / path.name).write_bytes(path.read_bytes())
+    metadata = json.loads((registry / target / "metadata.json").read_text())
+    metadata["version"] = target
+    (registry / target / "metadata.json").write_text(json.dumps(metadata))
+    os.sync()

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from mnist_backend.config import Settings
+from mnist_backend.main import create_app
+from mnist_backend.security import api_key_is_valid
+from tests.conftest import make_settings
+
+IMAGE = {"image": [0.0] * 784}
+
+
+@pytest.fixture
+def secured(model_dir):
+    settings = make_settings(model_dir, environment="staging", api_keys="key-one, key-two")
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_missing_key_is_a_401(secured):
+    response = secured.post("/api/v1/predict", json=IMAGE)
+    assert response.status_code == 401
+    assert "missing API key" in response.json()["detail"]
+
+
+def test_wrong_key_is_a_401(secured):
+    response = secured.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "key-three"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "invalid API key"
+
+
+@pytest.mark.parametrize("key", ["key-one", "key-two"])
+def test_any_configured_key_is_accepted(secured, key):
+    assert secured.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": key}).status_code == 200
+    assert secured.get("/api/v1/model/info", headers={"X-API-Key": key}).status_code == 200
+
+
+def test_probes_and_metrics_need_no_key(secured):
+    for path in ("/health", "/ready", "/metrics", "/openapi.json"):
+        assert secured.get(path).status_code == 200
+
+
+def test_openapi_declares_the_api_key(secured):
+    schema = secured.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["APIKey"]["name"] == "X-API-Key"
+    assert schema["paths"]["/api/v1/predict"]["post"]["security"] == [{"APIKey": []}]
+
+
+def test_keys_can_come_from_a_file(model_dir, tmp_path):
+    keys = tmp_path / "keys"
+    keys.write_text("# comment\nfile-key\n\n")
+    settings = make_settings(model_dir, environment="production", api_keys_file=keys)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "file-key"}).status_code == 200
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_refuses_to_start_outside_dev_without_keys(environment, model_dir):
+    with pytest.raises(ValidationError, match=f"ENVIRONMENT={environment} needs API keys"):
+        Settings(model_dir=model_dir, environment=environment)
+
+
+def test_key_comparison_checks_every_key():
+    keys = (b"alpha", b"beta")
+    assert api_key_is_valid(b"beta", keys)
+    assert not api_key_is_valid(b"bet", keys)
+    assert not api_key_is_valid(None, keys)
+
+
+def test_rate_limit_gives_429_with_retry_after(model_dir):
+    with TestClient(create_app(make_settings(model_dir, rate_limit="3/minute"))) as client:
+        statuses = [client.post("/api/v1/predict", json=IMAGE).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        limited = client.post("/api/v1/predict", json=IMAGE)
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert "rate limit of 3 per 1 minute exceeded" in limited.json()["detail"]
+        assert client.get("/health").status_code == 200  # probes are never limited
+
+
+def test_rate_limit_is_per_api_key(model_dir):
+    settings = make_settings(model_dir, api_keys="a,b", rate_limit="2/minute")
+    with TestClient(create_app(settings)) as client:
+        for _ in range(2):
+            assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "a"}).status_code == 200
+        assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "a"}).status_code == 429
+        assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "b"}).status_code == 200
+
+
+def test_bad_rate_limit_setting_is_refused_with_the_value(model_dir):
+    with pytest.raises(ValueError, match="RATE_LIMIT 'lots' is not a rate"):
+        create_app(make_settings(model_dir, rate_limit="lots"))
+
+
+def test_cors_allows_only_configured_origins(model_dir):
+    settings = make_settings(model_dir, cors_origins="http://localhost:8501")
+    with TestClient(create_app(settings)) as client:
+        ok = client.options(
+            "/api/v1/predict",
+            headers={"Origin": "http://localhost:8501", "Access-Control-Request-Method": "POST"},
+        )
+        assert ok.headers["access-control-allow-origin"] == "http://localhost:8501"
+        other = client.get("/health", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_request_id_is_honoured_and_echoed(client):
+    assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    generated = client.get("/health").headers["x-request-id"]
+    assert len(generated) == 32
+    # Ids that could forge log lines are replaced, not echoed.
+    assert client.get("/health", headers={"X-Request-ID": "a b\tc"}).headers["x-request-id"] != "a b\tc"

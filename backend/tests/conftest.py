@@ -1,0 +1,110 @@
+"""Fixtures shared by the backend tests: the real default model, drawings, clients.
+
+The tests serve a real ONNX model trained by the training pipeline (``make test`` trains
+the default one when ``models/CURRENT`` is missing). ``MODEL_DIR`` points at it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw, ImageFilter
+
+from mnist_backend.config import Settings
+from mnist_backend.main import create_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    path = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
+    if not (path / "CURRENT").is_file():
+        pytest.fail(f"no trained model in {path}: run `make train` (or `make test`, which trains one when missing)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_version(model_dir: Path) -> str:
+    return (model_dir / "CURRENT").read_text().strip()
+
+
+@pytest.fixture
+def registry_copy(tmp_path: Path, model_dir: Path, model_version: str) -> Path:
+    """A private, writable copy of the registry holding the current version (for breaking it)."""
+    target = tmp_path / "models"
+    target.mkdir()
+    shutil.copytree(model_dir / model_version, target / model_version)
+    for path in (target / model_version).iterdir():
+        path.chmod(0o644)
+    (target / "CURRENT").write_text(model_version + "\n")
+    return target
+
+
+@pytest.fixture(scope="session")
+def mnist_digits() -> dict[int, np.ndarray]:
+    """One real held-out MNIST image per digit, uint8 28x28, white on black."""
+    raw = json.loads((DATA / "mnist_test_digits.json").read_text())["images"]
+    return {int(digit): np.asarray(pixels, dtype=np.uint8) for digit, pixels in raw.items()}
+
+
+def make_settings(model_dir: Path, **overrides: object) -> Settings:
+    return Settings(model_dir=model_dir, log_format="text", **overrides)
+
+
+@pytest.fixture
+def client(model_dir: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(model_dir))) as test_client:
+        yield test_client
+
+
+def png_base64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_as_canvas_drawing(
+    digit: np.ndarray,
+    canvas_size: int = 280,
+    scale: int = 7,
+    offset: tuple[int, int] = (90, 30),
+    thickness: int = 5,
+    style: str = "white-on-black",
+) -> Image.Image:
+    """What a person's drawing looks like: upscaled, thick strokes, off-centre, any colours."""
+    stroke = Image.fromarray(digit).resize((28 * scale, 28 * scale), Image.Resampling.BILINEAR)
+    stroke = stroke.filter(ImageFilter.MaxFilter(thickness))  # thicker pen
+    ink = Image.new("L", (canvas_size, canvas_size), 0)
+    ink.paste(stroke, offset)
+    if style == "white-on-black":
+        return ink.convert("RGB")
+    if style == "black-on-white":
+        return Image.eval(ink, lambda v: 255 - v).convert("RGB")
+    if style == "transparent":  # a canvas export: colour everywhere, ink only in alpha
+        rgba = Image.new("RGBA", ink.size, (20, 20, 200, 0))
+        rgba.putalpha(ink)
+        return rgba
+    raise ValueError(style)
+
+
+def draw_stroke_image(
+    size: int = 280, box: tuple[int, int, int, int] = (10, 10, 60, 90), width: int = 12
+) -> Image.Image:
+    """A hand-drawn-looking '1'-ish stroke inside ``box`` on a black canvas."""
+    image = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = box
+    draw.line([(x0 + (x1 - x0) // 2, y0), (x0 + (x1 - x0) // 2, y1)], fill=255, width=width)
+    draw.line([(x0, y0 + 10), (x0 + (x1 - x0) // 2, y0)], fill=255, width=width)
+    return image

@@ -1,0 +1,143 @@
+"""The service as users run it: `python -m mnist_backend` in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.test_model_and_health import copy_version
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class ServerProcess:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mnist_backend"],
+            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log_records(self) -> list[dict]:
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
+
+    def stop(self) -> None:
+        """SIGTERM, as Docker sends it: uvicorn drains, shuts down, then exits by that signal."""
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=20)
+        self._log.close()
+        assert code in (0, -signal.SIGTERM), f"exit code {code}: {self.log_path.read_text()[-2000:]}"
+        assert "Application shutdown complete" in self.log_path.read_text()
+
+
+@pytest.fixture
+def start_server(tmp_path) -> Iterator[Callable[..., ServerProcess]]:
+    servers = []
+
+    def start(**env: str) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        wait_until(lambda: server.answers() or server.process.poll() is not None, what="the server to answer")
+        if server.process.poll() is not None:
+            raise AssertionError(f"server exited: {server.log_path.read_text()}")
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def test_real_server_predicts_and_logs_json_with_request_ids_but_no_image_data(start_server, model_dir, model_version):
+    server = start_server(MODEL_DIR=str(model_dir), LOG_FORMAT="json")
+    image = [0.123456] * 784
+    response = httpx.post(server.url + "/api/v1/predict", json={"image": image}, headers={"X-Request-ID": "trace-42"})
+    assert response.status_code == 200
+    assert response.json()["model_version"] == model_version
+    assert response.headers["x-request-id"] == "trace-42"
+    assert "server" not in response.headers  # no version banner
+    server.stop()
+
+    records = server.log_records()
+    access = [r for r in records if r.get("event") == "request" and r.get("request_id") == "trace-42"]
+    assert access and access[0]["route"] == "/api/v1/predict" and access[0]["status"] == 200
+    assert any(r.get("event") == "model_loaded" and r.get("model_version") == model_version for r in records)
+    assert "0.123456" not in server.log_path.read_text()
+
+
+def test_sighup_switches_the_served_version_without_a_restart(start_server, registry_copy, model_version):
+    server = start_server(MODEL_DIR=str(registry_copy), LOG_FORMAT="json")
+    assert httpx.get(server.url + "/ready").json()["model_version"] == model_version
+    new_version = "20991231T235959Z-0a0b0c"
+    copy_version(registry_copy, model_version, new_version)
+    (registry_copy / "CURRENT").write_text(new_version + "\n")
+    pid = server.process.pid
+    server.process.send_signal(signal.SIGHUP)
+    wait_until(
+        lambda: httpx.get(server.url + "/ready").json().get("model_version") == new_version,
+        what="the new version to be served",
+    )
+    assert server.process.pid == pid and server.process.poll() is None
+
+
+def test_missing_model_keeps_the_process_up_and_not_ready(start_server, tmp_path):
+    server = start_server(MODEL_DIR=str(tmp_path / "empty"), LOG_FORMAT="json")
+    assert httpx.get(server.url + "/health").status_code == 200
+    ready = httpx.get(server.url + "/ready")
+    assert ready.status_code == 503
+    assert "does not exist" in ready.json()["reason"]
+    server.stop()
+    assert any(r.get("event") == "model_load_failed" for r in server.log_records())
+
+
+def test_staging_without_keys_refuses_to_start_with_a_clear_message(model_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_backend"],
+        env={
+            **os.environ,
+            "MODEL_DIR": str(model_dir),
+            "ENVIRONMENT": "staging",
+            "API_KEYS": "",
+            "PORT": str(free_port()),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ENVIRONMENT=staging needs API keys" in result.stderr
+    assert "Traceback" not in result.stderr
