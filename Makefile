@@ -41,6 +41,22 @@ $(MODELS_DIR)/CURRENT:
 .PHONY: model
 model: install $(MODELS_DIR)/CURRENT ## Train the default model only if models/CURRENT is missing
 
+BACKEND_PORT ?= 8000
+
+.PHONY: serve
+serve: model ## Start the backend API on http://127.0.0.1:$(BACKEND_PORT) (dev settings)
+	PORT=$(BACKEND_PORT) LOG_FORMAT=text $(PY) -m mnist_backend
+
+.PHONY: run
+run: model ## Set everything up if needed and start the stack (backend API); Ctrl-C stops it
+	@echo "Backend API:  http://127.0.0.1:$(BACKEND_PORT)  (docs: http://127.0.0.1:$(BACKEND_PORT)/docs)"
+	PORT=$(BACKEND_PORT) LOG_FORMAT=text $(PY) -m mnist_backend
+
+.PHONY: bench
+bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (needs wrk)
+	@command -v wrk >/dev/null || scripts/install-system-deps.sh
+	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
+
 .PHONY: test
 test: install model ## Run every component's test suite
 	@for c in $(COMPONENTS); do \

@@ -1,0 +1,23 @@
+-- wrk script: POST the JSON body from the file named in BODY_FILE (set by bench.py).
+local path = os.getenv("BODY_FILE")
+local file = assert(io.open(path, "rb"), "cannot open BODY_FILE " .. tostring(path))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("API_KEY")
+if key and key ~= "" then
+  wrk.headers["X-API-Key"] = key
+end
+
+-- Count non-2xx replies so a fast stream of errors is never reported as throughput.
+local errors = 0
+response = function(status, headers, body)
+  if status >= 300 then
+    errors = errors + 1
+  end
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("NON2XX %d\n", summary.errors.status))
+end
