@@ -1,0 +1,1 @@
+"""MNIST hub frontend: the Streamlit drawing page."""

@@ -1,0 +1,135 @@
+"""The drawing page: ``streamlit run src/mnist_frontend/app.py``.
+
+Draw a digit (white on black, like MNIST); when a stroke ends the page sends the drawing
+to the backend and shows the digit, its confidence, all ten probabilities and the 28x28
+image the model actually saw. Every backend failure is a short message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mnist_frontend.backend_client import BackendClient, BackendError, BackendStatus, Prediction
+from mnist_frontend.config import FrontendSettings
+from mnist_frontend.drawing import canvas_png, enlarged, example_digit_png
+
+CANVAS_SIDE = 280
+
+st.set_page_config(page_title="MNIST hub: draw a digit", page_icon="✏️", layout="wide")
+
+
+@st.cache_resource
+def backend_client() -> BackendClient:
+    return BackendClient(FrontendSettings())
+
+
+def show_status(status: BackendStatus) -> None:
+    st.sidebar.header("Backend")
+    if status.state == "ready":
+        st.sidebar.success("Ready")
+        info = status.model_info or {}
+        st.sidebar.markdown(f"**Model version**  \n`{info.get('version', '?')}`")
+        accuracy = info.get("metrics", {}).get("test_accuracy")
+        if accuracy is not None:
+            st.sidebar.markdown(
+                f"**Test accuracy**  \n{accuracy:.2%} on {info.get('data', {}).get('n_test', '?')} held-out images"
+            )
+    elif status.state == "not ready":
+        st.sidebar.warning(f"Not ready. {status.detail}")
+    elif status.state == "unreachable":
+        st.sidebar.error(status.detail)
+    else:
+        st.sidebar.error(status.detail)
+    st.sidebar.caption(f"Backend URL: {backend_client().base_url}")
+
+
+def predict_once(png: bytes) -> Prediction | BackendError:
+    """Each distinct image is sent once; reruns of the page reuse the answer."""
+    digest = hashlib.sha256(png).hexdigest()
+    cached = st.session_state.get("prediction")
+    if cached and cached[0] == digest:
+        return cached[1]
+    try:
+        result: Prediction | BackendError = backend_client().predict_png(png)
+    except BackendError as error:
+        result = error
+    st.session_state["prediction"] = (digest, result)
+    return result
+
+
+def show_prediction(result: Prediction | BackendError) -> None:
+    if isinstance(result, BackendError):
+        if result.kind in ("input", "rate limited", "not ready"):
+            st.warning(result.message)
+        else:
+            st.error(result.message)
+        return
+    st.markdown(
+        f"<div role='status' aria-live='polite'><p style='font-size:1rem;margin:0'>The model reads</p>"
+        f"<p data-testid='predicted-digit' style='font-size:6rem;font-weight:700;line-height:1;margin:0'>"
+        f"{result.digit}</p><p style='margin:0'>confidence {result.confidence:.1%}</p></div>",
+        unsafe_allow_html=True,
+    )
+    st.bar_chart(
+        {"probability": result.probabilities}, x_label="digit", y_label="probability", height=220, color="#1f77b4"
+    )
+    if result.input_image is not None:
+        st.image(
+            enlarged(result.input_image),
+            caption="What the model saw: your drawing as a 28×28 MNIST image",
+            width=196,
+        )
+
+
+def main() -> None:
+    status = backend_client().status()
+    show_status(status)
+    stroke_width = st.sidebar.slider("Pen width", min_value=8, max_value=40, value=20, step=2)
+
+    st.title("Draw a digit")
+    st.caption("White ink on black, like the MNIST images the model learned from. Draw one digit, 0 to 9.")
+    if status.state != "ready":
+        st.error(f"Predictions are unavailable: {status.detail}")
+
+    left, right = st.columns([1, 1], gap="large")
+    with left:
+        st.session_state.setdefault("canvas_generation", 0)
+        canvas = st_canvas(
+            stroke_width=stroke_width,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_SIDE,
+            width=CANVAS_SIDE,
+            drawing_mode="freedraw",
+            update_streamlit=True,
+            return_image_data=True,
+            key=f"canvas-{st.session_state['canvas_generation']}",
+        )
+        if st.button("Clear the canvas", type="secondary"):
+            st.session_state["canvas_generation"] += 1
+            st.session_state.pop("prediction", None)
+            st.rerun()
+        upload = st.file_uploader("…or upload a PNG/JPEG of a digit", type=["png", "jpg", "jpeg"])
+        example = st.selectbox("…or try a real MNIST test digit", ["(none)", *map(str, range(10))], key="example_digit")
+
+    if upload is not None:
+        png = upload.getvalue()
+    elif example != "(none)":
+        png = example_digit_png(int(example))
+    else:
+        png = canvas_png(canvas.image_data)
+
+    with right:
+        st.subheader("Prediction")
+        if png is None:
+            st.info("Draw a digit on the canvas: the prediction appears when you lift the pen.")
+        elif status.state == "unreachable":
+            st.error(status.detail)
+        else:
+            show_prediction(predict_once(png))
+
+
+main()

@@ -1,0 +1,120 @@
+"""Calls to the backend, with every failure turned into one short sentence for the page."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from mnist_frontend.config import FrontendSettings
+
+
+class BackendError(Exception):
+    """Something the person at the page should read; ``kind`` lets the page pick a style."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    state: str  # "ready" | "not ready" | "unreachable" | "error"
+    detail: str
+    model_info: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    input_image: list[list[float]] | None
+    model_version: str
+
+
+class BackendClient:
+    def __init__(self, settings: FrontendSettings) -> None:
+        self.base_url = settings.backend_url.rstrip("/")
+        headers = {}
+        key = settings.resolved_api_key()
+        if key:
+            headers["X-API-Key"] = key
+        # httpx retries failed connection attempts with exponential backoff; requests that
+        # reached the backend are never repeated.
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=settings.request_timeout_s,
+            transport=httpx.HTTPTransport(retries=settings.connect_retries),
+        )
+        self.timeout = settings.request_timeout_s
+
+    def status(self) -> BackendStatus:
+        """Ready (with the model's metadata), not ready (with the reason), or unreachable."""
+        try:
+            ready = self._request("GET", "/ready")
+        except BackendError as error:
+            if error.kind == "not ready":
+                return BackendStatus("not ready", error.message)
+            return BackendStatus("unreachable" if error.kind in ("unreachable", "timeout") else "error", error.message)
+        try:
+            info = self._request("GET", "/api/v1/model/info")
+        except BackendError as error:
+            return BackendStatus("error", error.message)
+        return BackendStatus("ready", f"model {ready.get('model_version')}", info)
+
+    def predict_png(self, png: bytes) -> Prediction:
+        payload = {"image_base64": base64.b64encode(png).decode(), "return_input": True}
+        body = self._request("POST", "/api/v1/predict", json=payload)
+        return Prediction(
+            digit=body["digit"],
+            confidence=body["confidence"],
+            probabilities=body["probabilities"],
+            input_image=body.get("input_image"),
+            model_version=body["model_version"],
+        )
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise BackendError("timeout", f"The backend did not answer within {self.timeout:g} s. Try again.") from None
+        except httpx.TransportError:
+            raise BackendError(
+                "unreachable", f"The backend at {self.base_url} is unreachable. Is it running?"
+            ) from None
+        if response.status_code < 400:
+            return response.json()
+        raise error_for_response(response)
+
+
+def error_for_response(response: httpx.Response) -> BackendError:
+    """The backend's error replies, as the page shows them."""
+    detail = _detail(response)
+    status = response.status_code
+    if status == 401:
+        return BackendError("auth", "The backend refused the API key. Set API_KEY for this page.")
+    if status == 429:
+        wait = response.headers.get("retry-after", "a few")
+        return BackendError("rate limited", f"Too many requests: wait {wait} s and try again.")
+    if status == 503:
+        reason = (
+            response.json().get("reason")
+            if response.headers.get("content-type", "").startswith("application/json")
+            else None
+        )
+        return BackendError("not ready", f"The model is not ready: {reason or detail}")
+    if status in (413, 415, 422):
+        return BackendError("input", f"The backend could not read this image: {detail}")
+    return BackendError("error", f"The backend failed (HTTP {status}). Try again later.")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    return str(body.get("detail") or body.get("reason") or body)[:300]

@@ -1,0 +1,44 @@
+"""From what the canvas or an upload gives to PNG bytes for the backend (no Streamlit here)."""
+
+from __future__ import annotations
+
+import io
+import json
+from importlib import resources
+
+import numpy as np
+from PIL import Image
+
+# The canvas draws white ink on black; a pixel this bright anywhere means something was drawn.
+INK_LEVEL = 32
+
+
+def canvas_png(image_data: np.ndarray | None) -> bytes | None:
+    """The canvas's RGBA array as PNG bytes, or None while it is blank."""
+    if image_data is None:
+        return None
+    rgba = np.asarray(image_data, dtype=np.float32)
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        return None
+    # Strokes may come with transparent surroundings: weigh brightness by opacity (ink on black).
+    ink = (rgba[..., :3].max(axis=2) * rgba[..., 3] / 255.0).astype(np.uint8)
+    if int(ink.max()) < INK_LEVEL:
+        return None
+    buffer = io.BytesIO()
+    Image.fromarray(ink, mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def example_digit_png(digit: int) -> bytes:
+    """A real held-out MNIST digit (shipped with the page), upscaled like a drawing, as PNG."""
+    raw = json.loads(resources.files("mnist_frontend").joinpath("example_digits.json").read_text())
+    pixels = np.asarray(raw["images"][str(digit)], dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((280, 280), Image.Resampling.BILINEAR).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def enlarged(input_image: list[list[float]], size: int = 196) -> Image.Image:
+    """The 28x28 the model saw, scaled up with hard pixel edges so each pixel stays visible."""
+    pixels = (np.clip(np.asarray(input_image, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
+    return Image.fromarray(pixels).resize((size, size), Image.Resampling.NEAREST)
