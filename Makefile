@@ -23,10 +23,11 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
 
-$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt
+$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
 		$(foreach c,$(COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error   # axe-core for the accessibility test
 	@touch $@
 	@echo "Installed: $(COMPONENTS)"
 
@@ -47,10 +48,11 @@ BACKEND_PORT ?= 8000
 serve: model ## Start the backend API on http://127.0.0.1:$(BACKEND_PORT) (dev settings)
 	PORT=$(BACKEND_PORT) LOG_FORMAT=text $(PY) -m mnist_backend
 
+FRONTEND_PORT ?= 8501
+
 .PHONY: run
-run: model ## Set everything up if needed and start the stack (backend API); Ctrl-C stops it
-	@echo "Backend API:  http://127.0.0.1:$(BACKEND_PORT)  (docs: http://127.0.0.1:$(BACKEND_PORT)/docs)"
-	PORT=$(BACKEND_PORT) LOG_FORMAT=text $(PY) -m mnist_backend
+run: model ## Set everything up if needed, start the API and the drawing page; Ctrl-C stops both
+	BACKEND_PORT=$(BACKEND_PORT) FRONTEND_PORT=$(FRONTEND_PORT) VENV=$(VENV) scripts/run-local.sh
 
 .PHONY: bench
 bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (needs wrk)

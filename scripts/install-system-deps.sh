@@ -9,6 +9,8 @@ Usage: scripts/install-system-deps.sh [--help]
 
 Installs, with apt-get, the system packages that `make test` and `make bench` need:
   make, git        build and version tooling
+  chromium         the real browser the frontend tests drive (Playwright, never its own download)
+  npm              installs axe-core for the accessibility test (skipped when npm is already on PATH)
   wrk              HTTP load generator for `make bench`
 Runs apt-get only when something is missing. Needs root (or sudo) for that.
 USAGE
@@ -16,7 +18,9 @@ USAGE
 
 [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
 
-PACKAGES=(make git wrk)
+PACKAGES=(make git chromium wrk)
+# Node may come from elsewhere (nvm, a base image); only ask Debian for it when it is missing.
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -14,7 +14,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_frontend.backend_client import BackendClient, BackendError, BackendStatus, Prediction
 from mnist_frontend.config import FrontendSettings
-from mnist_frontend.drawing import canvas_png, enlarged, example_digit_png
+from mnist_frontend.drawing import canvas_png, enlarged, example_digit_png, png_base64
 
 CANVAS_SIDE = 280
 
@@ -43,7 +43,7 @@ def show_status(status: BackendStatus) -> None:
         st.sidebar.error(status.detail)
     else:
         st.sidebar.error(status.detail)
-    st.sidebar.caption(f"Backend URL: {backend_client().base_url}")
+    st.sidebar.markdown(f"Backend URL: `{backend_client().base_url}`")
 
 
 def predict_once(png: bytes) -> Prediction | BackendError:
@@ -77,10 +77,12 @@ def show_prediction(result: Prediction | BackendError) -> None:
         {"probability": result.probabilities}, x_label="digit", y_label="probability", height=220, color="#1f77b4"
     )
     if result.input_image is not None:
-        st.image(
-            enlarged(result.input_image),
-            caption="What the model saw: your drawing as a 28×28 MNIST image",
-            width=196,
+        # Our own <img> (st.image has no alt text): screen readers get a description.
+        st.markdown(
+            f"<figure style='margin:0'><img src='data:image/png;base64,{png_base64(enlarged(result.input_image))}' "
+            f"width='196' height='196' alt='The 28 by 28 pixel image the model saw, read as {result.digit}'>"
+            "<figcaption>What the model saw: your drawing as a 28×28 MNIST image</figcaption></figure>",
+            unsafe_allow_html=True,
         )
 
 
@@ -90,12 +92,13 @@ def main() -> None:
     stroke_width = st.sidebar.slider("Pen width", min_value=8, max_value=40, value=20, step=2)
 
     st.title("Draw a digit")
-    st.caption("White ink on black, like the MNIST images the model learned from. Draw one digit, 0 to 9.")
+    st.markdown("White ink on black, like the MNIST images the model learned from. Draw one digit, 0 to 9.")
     if status.state != "ready":
         st.error(f"Predictions are unavailable: {status.detail}")
 
     left, right = st.columns([1, 1], gap="large")
     with left:
+        st.markdown("&nbsp;")  # room for the canvas's own toolbar (undo, redo, delete), drawn above it
         st.session_state.setdefault("canvas_generation", 0)
         canvas = st_canvas(
             stroke_width=stroke_width,

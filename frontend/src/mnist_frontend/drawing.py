@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from importlib import resources
@@ -42,3 +43,9 @@ def enlarged(input_image: list[list[float]], size: int = 196) -> Image.Image:
     """The 28x28 the model saw, scaled up with hard pixel edges so each pixel stays visible."""
     pixels = (np.clip(np.asarray(input_image, dtype=np.float32), 0, 1) * 255).astype(np.uint8)
     return Image.fromarray(pixels).resize((size, size), Image.Resampling.NEAREST)
+
+
+def png_base64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,89 @@
+"""The page's states under Streamlit's AppTest, against real HTTP servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.servers import APP_PATH, free_port
+
+
+@pytest.fixture
+def run_page(monkeypatch) -> Callable[..., AppTest]:
+    def run(backend_url: str, example: str | None = None) -> AppTest:
+        monkeypatch.setenv("BACKEND_URL", backend_url)
+        monkeypatch.setenv("CONNECT_RETRIES", "0")
+        monkeypatch.setenv("REQUEST_TIMEOUT_S", "2")
+        st.cache_resource.clear()  # the client is cached per process; each test has its own backend
+        page = AppTest.from_file(str(APP_PATH), default_timeout=30).run()
+        if example is not None:
+            page.selectbox(key="example_digit").set_value(example).run()
+        assert not page.exception, page.exception
+        return page
+
+    return run
+
+
+def texts(elements) -> str:
+    return " ".join(str(element.value) for element in elements)
+
+
+def test_ready_backend_shows_model_version_and_accuracy(run_page, backend_url, model_dir):
+    page = run_page(backend_url)
+    assert texts(page.sidebar.success) == "Ready"
+    version = (model_dir / "CURRENT").read_text().strip()
+    sidebar = texts(page.sidebar.markdown)
+    assert version in sidebar and "Test accuracy" in sidebar
+    assert "Draw a digit on the canvas" in texts(page.info)
+
+
+def test_example_digit_is_predicted_by_the_real_backend(run_page, backend_url):
+    page = run_page(backend_url, example="7")
+    shown = texts(page.markdown)
+    assert "data-testid='predicted-digit'" in shown and ">7</p>" in shown
+    assert "confidence" in shown
+    assert len(page.get("vega_lite_chart")) == 1  # the ten probabilities
+    assert "alt='The 28 by 28 pixel image the model saw, read as 7'" in shown
+
+
+def test_unreachable_backend_says_so(run_page):
+    url = f"http://127.0.0.1:{free_port()}"
+    page = run_page(url)
+    message = f"The backend at {url} is unreachable. Is it running?"
+    assert message in texts(page.sidebar.error)
+    assert message in texts(page.error)
+
+
+def test_not_ready_backend_shows_the_reason(run_page, scripted):
+    scripted.reply("/ready", 503, {"status": "not ready", "reason": "metadata.json is not valid JSON"})
+    page = run_page(scripted.url)
+    assert "Not ready" in texts(page.sidebar.warning)
+    assert "metadata.json is not valid JSON" in texts(page.sidebar.warning)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "where", "message"),
+    [
+        (401, {"detail": "invalid API key"}, {}, "error", "The backend refused the API key"),
+        (429, {"detail": "slow down"}, {"Retry-After": "9"}, "warning", "Too many requests: wait 9 s"),
+        (503, {"detail": "model not ready: loading"}, {}, "warning", "The model is not ready"),
+        (422, {"detail": "the image is empty: no digit was drawn"}, {}, "warning", "no digit was drawn"),
+        (500, {"detail": "boom"}, {}, "error", "The backend failed (HTTP 500)"),
+    ],
+)
+def test_prediction_errors_are_short_messages(run_page, scripted, status, body, headers, where, message):
+    scripted.ready_with_model()
+    scripted.reply("/api/v1/predict", status, body, headers)
+    page = run_page(scripted.url, example="3")
+    assert message in texts(getattr(page, where))
+    assert "predicted-digit" not in texts(page.markdown)
+
+
+def test_auth_failure_on_status_is_reported_in_the_sidebar(run_page, scripted):
+    scripted.reply("/ready", 200, {"status": "ready", "model_version": "v"})
+    scripted.reply("/api/v1/model/info", 401, {"detail": "missing API key"})
+    page = run_page(scripted.url)
+    assert "refused the API key" in texts(page.sidebar.error)

@@ -1,0 +1,110 @@
+"""Drawing in a real Chromium (Debian's) driven by Playwright, against a real backend and
+a real `streamlit run`. Screenshots of each state go to artifacts/frontend/."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.servers import FRONTEND_DIR, start_backend, start_frontend
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture(scope="module")
+def stack(model_dir, tmp_path_factory) -> Iterator[dict]:
+    """Its own backend (the test stops it) and the page pointing at it."""
+    logs = tmp_path_factory.mktemp("browser-logs")
+    backend, backend_url = start_backend(model_dir, logs)
+    frontend, frontend_url = start_frontend(backend_url, logs)
+    yield {"backend": backend, "frontend_url": frontend_url}
+    frontend.stop()
+    backend.stop()
+
+
+@pytest.fixture(scope="module")
+def page(stack) -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: run scripts/install-system-deps.sh (Debian package 'chromium')")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(stack["frontend_url"], wait_until="networkidle")
+        yield page
+        browser.close()
+
+
+def canvas_box(page: Page) -> dict:
+    canvas = page.locator("canvas").last
+    canvas.wait_for(timeout=30_000)
+    return canvas.bounding_box()
+
+
+def draw(page: Page, points: list[tuple[float, float]]) -> None:
+    """One pen stroke through ``points`` given as fractions of the canvas (0..1)."""
+    box = canvas_box(page)
+    absolute = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+    page.mouse.move(*absolute[0])
+    page.mouse.down()
+    for point in absolute[1:]:
+        page.mouse.move(*point, steps=2)
+    page.mouse.up()
+
+
+def wait_for_full_result(page: Page) -> None:
+    """The digit, the probability chart and the 28x28 input are all on screen."""
+    expect(page.locator("figure img")).to_be_visible(timeout=30_000)
+    expect(
+        page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first
+    ).to_be_visible(timeout=30_000)
+
+
+def clear_canvas(page: Page) -> None:
+    page.get_by_role("button", name="Clear the canvas").click()
+    expect(page.get_by_test_id("predicted-digit")).to_have_count(0, timeout=30_000)
+
+
+def test_drawing_a_one_then_a_zero(page, artifacts):
+    expect(page.get_by_text("Ready", exact=True)).to_be_visible(timeout=30_000)
+    draw(page, [(0.5, 0.15 + 0.7 * i / 20) for i in range(21)])  # a vertical stroke
+    expect(page.get_by_test_id("predicted-digit")).to_have_text("1", timeout=30_000)
+    wait_for_full_result(page)
+    page.screenshot(path=artifacts / "drew-1.png", full_page=True)
+
+    clear_canvas(page)
+    loop = [(0.5 + 0.22 * math.sin(t), 0.5 - 0.33 * math.cos(t)) for t in (2 * math.pi * i / 40 for i in range(42))]
+    draw(page, loop)  # a closed oval
+    expect(page.get_by_test_id("predicted-digit")).to_have_text("0", timeout=30_000)
+    wait_for_full_result(page)
+    page.screenshot(path=artifacts / "drew-0.png", full_page=True)
+
+
+def test_page_has_no_serious_accessibility_violations(page, artifacts):
+    assert AXE.is_file(), f"{AXE} is missing: run `npm ci` in frontend/ (make install does)"
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    serious = [v for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    report = [f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:5]}" for v in serious]
+    (artifacts / "axe-violations.txt").write_text("\n".join(report) or "none\n")
+    assert not report, "\n".join(report)
+
+
+def test_stopping_the_backend_shows_unreachable(page, stack, artifacts):
+    stack["backend"].stop()
+    page.reload(wait_until="networkidle")
+    expect(page.get_by_text("is unreachable. Is it running?").first).to_be_visible(timeout=30_000)
+    page.screenshot(path=artifacts / "backend-unreachable.png", full_page=True)
