@@ -8,6 +8,8 @@ VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
 # Components are folders with their own pyproject.toml, each installable on its own.
 COMPONENTS := $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
+# Test suites: every component, plus monitoring/ (configuration only, tested with the real tools).
+TEST_SUITES := $(COMPONENTS) monitoring
 STAMP := $(VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
@@ -60,8 +62,8 @@ bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (ne
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
 
 .PHONY: test
-test: install model ## Run every component's test suite
-	@for c in $(COMPONENTS); do \
+test: install model ## Run every test suite (training, backend, frontend, monitoring)
+	@for c in $(TEST_SUITES); do \
 		echo "=== $$c tests ==="; \
 		(cd $$c && $(PY) -m pytest) || exit $$?; \
 	done

@@ -12,13 +12,15 @@ Installs, with apt-get, the system packages that `make test` and `make bench` ne
   chromium         the real browser the frontend tests drive (Playwright, never its own download)
   npm              installs axe-core for the accessibility test (skipped when npm is already on PATH)
   wrk              HTTP load generator for `make bench`
+  prometheus, prometheus-alertmanager, prometheus-nginx-exporter, nginx
+                   the real monitoring tools the monitoring tests run (promtool, amtool included)
 Runs apt-get only when something is missing. Needs root (or sudo) for that.
 USAGE
 }
 
 [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
 
-PACKAGES=(make git chromium wrk)
+PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter nginx)
 # Node may come from elsewhere (nvm, a base image); only ask Debian for it when it is missing.
 command -v npm >/dev/null || PACKAGES+=(npm)
 

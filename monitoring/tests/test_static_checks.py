@@ -1,0 +1,62 @@
+"""The monitoring configuration is valid before anything runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.processes import MONITORING, require
+
+PROMETHEUS = MONITORING / "prometheus"
+DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
+
+
+def run(command: list[str], cwd=MONITORING) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_prometheus_config_is_valid(environment):
+    output = run([require("promtool"), "check", "config", f"prometheus-{environment}.yml"], cwd=PROMETHEUS)
+    assert "SUCCESS" in output
+
+
+def test_rules_are_valid_and_their_unit_tests_pass():
+    run([require("promtool"), "check", "rules", "rules/recording.yml", "rules/alerts.yml"], cwd=PROMETHEUS)
+    output = run([require("promtool"), "test", "rules", "tests/alerts_test.yml"], cwd=PROMETHEUS)
+    assert "SUCCESS" in output
+
+
+def test_alertmanager_config_is_valid():
+    output = run([require("amtool"), "check-config", "alertmanager/alertmanager.yml"])
+    assert "SUCCESS" in output
+
+
+def test_every_alert_has_a_summary_and_a_runbook():
+    import yaml
+
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    assert len(alerts) >= 6
+    for alert in alerts:
+        assert alert["annotations"].get("summary") and alert["annotations"].get("runbook"), alert["alert"]
+        assert alert["labels"]["severity"] in ("critical", "warning")
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboards_use_the_provisioned_datasource_and_have_queries(path):
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"] and dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == "prometheus", panel["title"]
+        assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+def test_dashboards_cover_service_model_and_edge():
+    assert {p.stem for p in DASHBOARDS} == {"service", "model", "edge"}
+    uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
