@@ -18,7 +18,7 @@ from mnist_backend.api import bench, health, metrics_route, model_info, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.config import Settings
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
-from mnist_backend.model import ModelHolder
+from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.security import AccessControlMiddleware, RateLimiter
 
@@ -36,11 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.model_dir, settings.model_version, settings.ort_intra_op_threads, settings.ort_inter_op_threads
     )
 
-    def load_model() -> None:
+    def load_model() -> LoadedModel | None:
+        """(Re)load through the holder and keep the metrics in step with what is served."""
         model = holder.load()
         metrics.model_reloads.labels(result="success" if model else "failure").inc()
         current = holder.model
         metrics.set_model(current.version if current else None, current.test_accuracy if current else None)
+        return model
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -39,9 +39,7 @@ def show_status(status: BackendStatus) -> None:
             )
     elif status.state == "not ready":
         st.sidebar.warning(f"Not ready. {status.detail}")
-    elif status.state == "unreachable":
-        st.sidebar.error(status.detail)
-    else:
+    else:  # unreachable, or an error reply such as a refused API key
         st.sidebar.error(status.detail)
     st.sidebar.markdown(f"Backend URL: `{backend_client().base_url}`")
 

@@ -106,4 +106,6 @@ def set_current_version(models_dir: Path, version: str) -> None:
 
 def read_current_version(models_dir: Path) -> str | None:
     path = models_dir / CURRENT_FILENAME
-    return path.read_text().strip() or None if path.is_file() else None
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from mnist_backend.api.dependencies import holder_of, metrics_of, served_model
+from mnist_backend.api.dependencies import holder_of, served_model
 from mnist_backend.api.errors import APIError, json_response
 from mnist_backend.api.schemas import ERROR_RESPONSES
 
@@ -25,18 +25,8 @@ async def model_info(request: Request) -> Response:
 async def reload_model(request: Request) -> Response:
     holder = holder_of(request)
     previous = holder.model.version if holder.model else None
-    model = await run_in_threadpool(reload_and_record, request)
+    model = await run_in_threadpool(request.app.state.load_model)  # the same path SIGHUP takes
     if model is None:
         still = f"still serving {previous}" if previous else "no model is served"
         raise APIError(409, f"reload failed ({still}): {holder.last_error}")
     return json_response({"model_version": model.version, "previous_version": previous})
-
-
-def reload_and_record(request: Request) -> object:
-    """Reload through the holder and keep the metrics in step with what is served."""
-    holder, metrics = holder_of(request), metrics_of(request)
-    model = holder.load()
-    metrics.model_reloads.labels(result="success" if model else "failure").inc()
-    current = holder.model
-    metrics.set_model(current.version if current else None, current.test_accuracy if current else None)
-    return model

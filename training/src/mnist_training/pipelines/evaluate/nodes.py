@@ -9,19 +9,11 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on build machines
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 
 from mnist_training.model import NUM_CLASSES
-from mnist_training.pipelines.train.nodes import normalized_tensor
-
-
-@torch.no_grad()
-def predict_labels(model: nn.Module, images: np.ndarray, normalization: dict[str, float]) -> np.ndarray:
-    model.eval()
-    inputs = normalized_tensor(images, normalization)
-    return torch.cat([model(chunk).argmax(1) for chunk in inputs.split(512)]).numpy()
+from mnist_training.pipelines.train.nodes import predict_labels
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:

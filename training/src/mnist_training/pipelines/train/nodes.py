@@ -71,16 +71,20 @@ def normalized_tensor(images: np.ndarray, normalization: dict[str, float]) -> to
 
 
 @torch.no_grad()
-def accuracy(
-    model: nn.Module, split: dict[str, np.ndarray], normalization: dict[str, float], batch_size: int = 512
-) -> float:
-    if len(split["labels"]) == 0:
-        return float("nan")
+def predict_labels(
+    model: nn.Module, images: np.ndarray, normalization: dict[str, float], batch_size: int = 512
+) -> np.ndarray:
+    """Predicted digits for uint8 images, on whatever device the model lives on."""
     model.eval()
     device = next(model.parameters()).device
-    inputs = normalized_tensor(split["images"], normalization)
-    predictions = torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)])
-    return float((predictions.numpy() == split["labels"]).mean())
+    inputs = normalized_tensor(images, normalization)
+    return torch.cat([model(chunk.to(device)).argmax(1).cpu() for chunk in inputs.split(batch_size)]).numpy()
+
+
+def accuracy(model: nn.Module, split: dict[str, np.ndarray], normalization: dict[str, float]) -> float:
+    if len(split["labels"]) == 0:
+        return float("nan")
+    return float((predict_labels(model, split["images"], normalization) == split["labels"]).mean())
 
 
 def train_model(
