@@ -220,10 +220,11 @@ def targets_up(prometheus: str) -> dict[str, str]:
 
 def test_prometheus_scrapes_and_every_panel_and_rule_has_data(stack):
     prometheus = stack["prometheus"]
-    wait_until(
-        lambda: targets_up(prometheus) == {"prometheus": "up", "mnist-backend": "up", "nginx": "up"},
-        what="every target to be up",
-    )
+    expected = {"prometheus": "up", "mnist-backend": "up", "nginx": "up"}
+    try:
+        wait_until(lambda: targets_up(prometheus) == expected, what="every target to be up")
+    except AssertionError:
+        raise AssertionError(f"targets not all up: {targets_up(prometheus)}") from None
     serve_real_traffic(stack)
     time.sleep(3)  # a few 1 s scrapes after the traffic, so rate() has two points
     serve_real_traffic(stack)
