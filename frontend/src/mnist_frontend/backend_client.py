@@ -101,12 +101,8 @@ def error_for_response(response: httpx.Response) -> BackendError:
         wait = response.headers.get("retry-after", "a few")
         return BackendError("rate limited", f"Too many requests: wait {wait} s and try again.")
     if status == 503:
-        reason = (
-            response.json().get("reason")
-            if response.headers.get("content-type", "").startswith("application/json")
-            else None
-        )
-        return BackendError("not ready", f"The model is not ready: {reason or detail}")
+        # /ready explains itself in "reason", the API routes in "detail": _detail reads both.
+        return BackendError("not ready", f"The model is not ready: {detail}")
     if status in (413, 415, 422):
         return BackendError("input", f"The backend could not read this image: {detail}")
     return BackendError("error", f"The backend failed (HTTP {status}). Try again later.")
