@@ -71,7 +71,7 @@ def test_api_key_is_sent_from_the_environment_or_a_file(scripted, tmp_path):
     scripted.ready_with_model()
     client_for(scripted.url, api_key="from-env").status()
     key_file = tmp_path / "key"
-    key_file.write_text("from-file\n")
+    key_file.write_text("# shared with the backend's API_KEYS_FILE: the first key is used\nfrom-file\nsecond-key\n")
     client_for(scripted.url, api_key_file=key_file).status()
     sent = [headers.get("X-API-Key") for _, _, headers in scripted.requests]
     assert "from-env" in sent and "from-file" in sent

@@ -20,7 +20,8 @@ class Environment(StrEnum):
 class Settings(BaseSettings):
     """Every variable is documented in the repository's ``.env.example``."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+    # Empty means unset: Compose passes `MODEL_VERSION: ${MODEL_VERSION:-}` as "" when it is not given.
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, env_ignore_empty=True)
 
     environment: Environment = Environment.DEV
     model_dir: Path = Path("models")

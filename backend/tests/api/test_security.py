@@ -56,6 +56,14 @@ def test_keys_can_come_from_a_file(model_dir, tmp_path):
         assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "file-key"}).status_code == 200
 
 
+def test_empty_variables_count_as_unset(model_dir, monkeypatch):
+    # Compose passes `MODEL_VERSION: ${MODEL_VERSION:-}` through as an empty string.
+    for name in ("MODEL_VERSION", "RATE_LIMIT", "API_KEYS"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(model_dir=model_dir)
+    assert (settings.model_version, settings.rate_limit, settings.all_api_keys) == (None, None, ())
+
+
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_refuses_to_start_outside_dev_without_keys(environment, model_dir):
     with pytest.raises(ValidationError, match=f"ENVIRONMENT={environment} needs API keys"):

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class FrontendSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, env_ignore_empty=True)
 
     backend_url: str = "http://127.0.0.1:8000"
     api_key: SecretStr | None = None
@@ -21,5 +21,8 @@ class FrontendSettings(BaseSettings):
         if self.api_key is not None:
             return self.api_key.get_secret_value()
         if self.api_key_file is not None:
-            return self.api_key_file.read_text().strip() or None
+            # The backend's key-file format (one key per line, # comments): the first key is ours.
+            for line in self.api_key_file.read_text().splitlines():
+                if line.strip() and not line.lstrip().startswith("#"):
+                    return line.strip()
         return None

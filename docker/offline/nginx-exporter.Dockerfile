@@ -1,0 +1,10 @@
+# nginx-prometheus-exporter from Debian's package, for hosts with no registry. Same contract as
+# nginx/nginx-prometheus-exporter: the binary is the entrypoint, Compose passes the flags.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends prometheus-nginx-exporter wget \
+    && rm -rf /var/lib/apt/lists/*
+USER nobody
+EXPOSE 9113
+ENTRYPOINT ["/usr/bin/prometheus-nginx-exporter"]

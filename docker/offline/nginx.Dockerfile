@@ -1,0 +1,12 @@
+# nginx from Debian's package, for hosts with no registry. Same contract as the pinned default
+# (nginxinc/nginx-unprivileged): non-root, listens on 8080/8443, config mounted at /etc/nginx/nginx.conf.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nginx-light wget \
+    && rm -rf /var/lib/apt/lists/* /etc/nginx/sites-enabled/* \
+    && chown -R www-data:www-data /var/lib/nginx /var/log/nginx
+USER www-data
+EXPOSE 8080 8443
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]

