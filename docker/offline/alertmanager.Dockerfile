@@ -9,5 +9,6 @@ RUN apt-get update \
 USER prometheus
 WORKDIR /alertmanager
 EXPOSE 9093
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9093/-/ready"]
 ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]
 CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]

@@ -8,5 +8,7 @@ RUN apt-get update \
     && chown -R www-data:www-data /var/lib/nginx /var/log/nginx
 USER www-data
 EXPOSE 8080 8443
+# Healthy with nginx/nginx.conf mounted (it serves /healthz on 8080).
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"]
 STOPSIGNAL SIGQUIT
 CMD ["nginx", "-g", "daemon off;"]
