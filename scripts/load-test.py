@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-DIGITS = Path(__file__).resolve().parent.parent / "backend" / "tests" / "data" / "mnist_test_digits.json"
+from digit_request import request_body  # beside this script, so on sys.path when it runs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,8 +65,7 @@ class Load:
     def __init__(self, args: argparse.Namespace) -> None:
         self.url = urlsplit(args.url)
         self.args = args
-        digit = json.loads(DIGITS.read_text())["images"]["7"]
-        self.body = json.dumps({"image": [[v / 255 for v in row] for row in digit]}).encode()
+        self.body = request_body(7)
         self.headers = {"Content-Type": "application/json"}
         if args.api_key_file:
             self.headers["X-API-Key"] = first_key(args.api_key_file)

@@ -11,7 +11,6 @@ API_KEY_FILE=""
 METRICS_URL=""
 PROMETHEUS_URL=""
 CURL_TLS=()
-DIGITS_FILE="$(cd "$(dirname "$0")/.." && pwd)/backend/tests/data/mnist_test_digits.json"
 
 usage() {
   cat <<'USAGE'
@@ -96,9 +95,7 @@ else
   fail "backend /ready answered $status: $(head -c 300 "$WORK/body")"
 fi
 
-# 0..255 in the file, 0..1 on the wire (the MNIST convention).
-python3 -c "import json, sys; print(json.dumps({'image': [[v / 255 for v in row] for row in json.load(open(sys.argv[1]))['images']['7']]}))" \
-  "$DIGITS_FILE" >"$WORK/digit7.json"
+python3 "$(dirname "$0")/digit_request.py" 7 >"$WORK/digit7.json"
 status=$(http POST "$BACKEND_URL/api/v1/predict" -H 'Content-Type: application/json' "${AUTH[@]}" \
   --data-binary "@$WORK/digit7.json")
 if [[ $status == 200 && $(body_json 'd["digit"]') == 7 ]]; then

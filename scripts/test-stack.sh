@@ -103,7 +103,7 @@ scripts/deploy.sh production --force --tag "$GOOD_TAG" --timeout 300
 compose_for production
 EDGE="https://localhost:$HTTPS_PORT"
 CURL=(curl -sS --max-time 10 --cacert "$TLS_CERT_DIR/tls.crt")
-DIGIT=$(python3 -c "import json; d = json.load(open('backend/tests/data/mnist_test_digits.json'))['images']['7']; print(json.dumps({'image': [[v / 255 for v in r] for r in d]}))")
+DIGIT=$(python3 scripts/digit_request.py 7)
 predict() { "${CURL[@]}" -H 'Content-Type: application/json' --data "$DIGIT" "$@" "$EDGE/api/v1/predict"; }
 
 replicas=$("${COMPOSE_ARGS[@]}" ps -q backend | wc -l)
