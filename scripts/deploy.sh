@@ -2,6 +2,7 @@
 # Deploy one environment of the stack with Docker Compose, verify it, and roll back on failure.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
+# shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
 cd "$REPO_ROOT"
 

@@ -24,6 +24,7 @@ PY="$PWD/$VENV/bin/python"
 [[ -x "$PY" ]] || { echo "error: $PY not found; run 'make install' first" >&2; exit 1; }
 
 pids=()
+# shellcheck disable=SC2329  # called by the trap below
 cleanup() {
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -5,7 +5,7 @@
 # any of them found something. Suppressions live next to what they suppress, each with a reason.
 set -uo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 PY=${PY:-.venv/bin/python}
 
 failed=()

@@ -7,6 +7,7 @@
 # public images instead of building the offline ones.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
+# shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
 cd "$REPO_ROOT"
 
@@ -38,6 +39,7 @@ step "Offline images"
 if [[ -z "${USE_REGISTRY:-}" ]]; then
   scripts/build-offline-images.sh --env-file "$WORK/offline.env"
   set -a
+  # shellcheck source=/dev/null  # written just above by build-offline-images.sh
   source "$WORK/offline.env"
   set +a
 fi
@@ -58,6 +60,7 @@ CANARY_VERSION=$(find "$WORK/models" -mindepth 1 -maxdepth 1 -type d ! -name "$S
 [[ $(cat "$WORK/models/CURRENT") == "$STABLE_VERSION" ]] || fail "training the candidate moved CURRENT"
 check "stable $STABLE_VERSION, canary candidate $CANARY_VERSION"
 set -a
+# shellcheck source=/dev/null  # the secret paths, printed as NAME=path lines
 source <(scripts/make-local-secrets.sh "$WORK/secrets")
 set +a
 scripts/make-dev-cert.sh --dir "$WORK/certs" --force

