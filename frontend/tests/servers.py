@@ -81,13 +81,12 @@ def start_backend(model_dir: Path, log_dir: Path, **env: str) -> tuple[Process, 
 def start_frontend(backend_url: str, log_dir: Path, **env: str) -> tuple[Process, str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    # The image's own entry point (`python -m mnist_frontend` execs `streamlit run` on app.py).
     process = Process(
         [
             sys.executable,
             "-m",
-            "streamlit",
-            "run",
-            str(APP_PATH),
+            "mnist_frontend",
             "--server.port",
             str(port),
             "--server.address",

@@ -16,7 +16,8 @@ def main() -> None:
     app = Path(__file__).with_name("app.py")
     # Replace this process, so signals (docker stop) reach Streamlit directly. S606/B606: this
     # interpreter and our own app file, no shell.
-    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", str(app), *sys.argv[1:]])  # noqa: S606  # nosec B606
+    command = [sys.executable, "-m", "streamlit", "run", str(app), *sys.argv[1:]]
+    os.execv(command[0], command)  # noqa: S606  # nosec B606
 
 
 if __name__ == "__main__":
