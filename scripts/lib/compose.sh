@@ -16,14 +16,24 @@ is_environment() {
 
 # Sets COMPOSE (an array) to the Compose that answers. v1 gets --compatibility so that `deploy:`
 # (replicas, CPU/memory limits) means the same as under v2.
+# COMPOSE_CLI=v1 or v2 insists on one (both are tested in CI); by default v2 wins when both answer.
 find_compose() {
-  if docker compose version >/dev/null 2>&1; then
-    COMPOSE=(docker compose)
-  elif command -v docker-compose >/dev/null && docker-compose version >/dev/null 2>&1; then
-    COMPOSE=(docker-compose --compatibility)
-  else
-    die "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed"
-  fi
+  local v2=(docker compose) v1=(docker-compose --compatibility)
+  case "${COMPOSE_CLI:-auto}" in
+    v2) "${v2[@]}" version >/dev/null 2>&1 || die "COMPOSE_CLI=v2 but 'docker compose' does not answer"
+      COMPOSE=("${v2[@]}") ;;
+    v1) "${v1[@]}" version >/dev/null 2>&1 || die "COMPOSE_CLI=v1 but 'docker-compose' does not answer"
+      COMPOSE=("${v1[@]}") ;;
+    auto)
+      if "${v2[@]}" version >/dev/null 2>&1; then
+        COMPOSE=("${v2[@]}")
+      elif "${v1[@]}" version >/dev/null 2>&1; then
+        COMPOSE=("${v1[@]}")
+      else
+        die "neither 'docker compose' (v2) nor 'docker-compose' (v1) is installed (scripts/ensure-docker.sh)"
+      fi ;;
+    *) die "COMPOSE_CLI must be v1, v2 or auto, not '$COMPOSE_CLI'" ;;
+  esac
 }
 
 require_engine() {

@@ -42,11 +42,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+COMPOSE_COMMANDS = {"v2": ["docker", "compose"], "v1": ["docker-compose", "--compatibility"]}
+
+
+def compose_answers(version: str) -> bool:
+    """Whether Compose `version` ("v1" or "v2") is installed (v2 may live in DOCKER_CONFIG's plugins)."""
+    command = COMPOSE_COMMANDS[version]
+    if not shutil.which(command[0]):
+        return False
+    return subprocess.run([*command, "version"], capture_output=True).returncode == 0
+
+
 def compose_available() -> bool:
-    if shutil.which("docker-compose"):
-        return True
-    docker = shutil.which("docker")
-    return bool(docker) and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    return compose_answers("v2") or compose_answers("v1")
 
 
 class Receiver:

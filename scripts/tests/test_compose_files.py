@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, compose_available
+from tests.conftest import COMPOSE_COMMANDS, REPO_ROOT, compose_answers
 
 ENVIRONMENTS = ("dev", "staging", "production")
 OUR_IMAGES = ("backend", "frontend", "backend-canary")
 DOCKERFILES = ("Dockerfile.serving", "Dockerfile.frontend", "Dockerfile.training")
 
 
-@pytest.fixture(scope="module")
-def merged(tmp_path_factory) -> dict[str, dict]:
-    if not compose_available():
-        pytest.skip("Compose (v1 or v2) is not installed")
+# Every check runs on the configuration as each Compose merges it: the scripts accept both.
+@pytest.fixture(scope="module", params=sorted(COMPOSE_COMMANDS))
+def merged(request, tmp_path_factory) -> dict[str, dict]:
+    version = request.param
+    if not compose_answers(version):
+        pytest.skip(f"Compose {version} is not installed (v2: scripts/install-compose-v2.sh)")
     secret = tmp_path_factory.mktemp("secrets") / "secret"
     secret.write_text("x\n")
     env = {
@@ -28,8 +30,9 @@ def merged(tmp_path_factory) -> dict[str, dict]:
         "SLACK_WEBHOOK_FILE": str(secret),
         "COMPOSE_PROFILES": "grafana,train,monitoring",
         "PATH": "/usr/local/bin:/usr/bin:/bin",
+        **({"DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]} if "DOCKER_CONFIG" in os.environ else {}),
     }
-    compose = ["docker", "compose"] if not shutil.which("docker-compose") else ["docker-compose", "--compatibility"]
+    compose = COMPOSE_COMMANDS[version]
     configs = {}
     for name in ENVIRONMENTS:
         result = subprocess.run(
