@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -42,19 +41,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-COMPOSE_COMMANDS = {"v2": ["docker", "compose"], "v1": ["docker-compose", "--compatibility"]}
+COMPOSE_VERSIONS = ("v1", "v2")
 
 
 def compose_answers(version: str) -> bool:
-    """Whether Compose `version` ("v1" or "v2") is installed (v2 may live in DOCKER_CONFIG's plugins)."""
-    command = COMPOSE_COMMANDS[version]
-    if not shutil.which(command[0]):
-        return False
-    return subprocess.run([*command, "version"], capture_output=True).returncode == 0
+    """Whether the scripts find Compose `version` (v2 may live in DOCKER_CONFIG's plugins)."""
+    return run_script("compose.sh", "dev", "version", env={"COMPOSE_CLI": version}).returncode == 0
 
 
 def compose_available() -> bool:
-    return compose_answers("v2") or compose_answers("v1")
+    return any(compose_answers(version) for version in COMPOSE_VERSIONS)
 
 
 class Receiver:

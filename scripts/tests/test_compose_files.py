@@ -9,15 +9,16 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import COMPOSE_COMMANDS, REPO_ROOT, compose_answers
+from tests.conftest import COMPOSE_VERSIONS, REPO_ROOT, SCRIPTS, compose_answers
 
 ENVIRONMENTS = ("dev", "staging", "production")
 OUR_IMAGES = ("backend", "frontend", "backend-canary")
 DOCKERFILES = ("Dockerfile.serving", "Dockerfile.frontend", "Dockerfile.training")
 
 
-# Every check runs on the configuration as each Compose merges it: the scripts accept both.
-@pytest.fixture(scope="module", params=sorted(COMPOSE_COMMANDS))
+# Every check runs on the configuration as each Compose merges it (through scripts/compose.sh, as a
+# deploy does): the scripts accept both.
+@pytest.fixture(scope="module", params=COMPOSE_VERSIONS)
 def merged(request, tmp_path_factory) -> dict[str, dict]:
     version = request.param
     if not compose_answers(version):
@@ -29,14 +30,14 @@ def merged(request, tmp_path_factory) -> dict[str, dict]:
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
         "COMPOSE_PROFILES": "grafana,train,monitoring",
+        "COMPOSE_CLI": version,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         **({"DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]} if "DOCKER_CONFIG" in os.environ else {}),
     }
-    compose = COMPOSE_COMMANDS[version]
     configs = {}
     for name in ENVIRONMENTS:
         result = subprocess.run(
-            [*compose, "-f", "docker-compose.yml", "-f", f"docker-compose.{name}.yml", "config"],
+            [str(SCRIPTS / "compose.sh"), name, "config"],
             cwd=REPO_ROOT,
             env=env,
             capture_output=True,
