@@ -47,7 +47,12 @@ def test_production_needs_a_tls_certificate(tmp_path):
 
 @needs_compose
 def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
-    result = run_script("deploy.sh", "staging", "--dry-run", env={"API_KEYS_FILE": "", "GRAFANA_PASSWORD_FILE": ""})
+    # One secret missing: Compose v2 reports the first it meets, and its order changes from run to run.
+    password = tmp_path / "grafana_password"
+    password.write_text("x\n")
+    result = run_script(
+        "deploy.sh", "staging", "--dry-run", env={"API_KEYS_FILE": "", "GRAFANA_PASSWORD_FILE": str(password)}
+    )
     assert result.returncode == 1
     assert "Set API_KEYS_FILE" in result.stdout
 
