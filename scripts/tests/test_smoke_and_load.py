@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from tests.conftest import free_port, run_script
 
 
-def test_integration_test_passes_the_backend_and_names_what_fails(backend_url, api_key_file):
-    closed = f"http://127.0.0.1:{free_port()}"
-    result = run_script(
+def run_integration_test(backend_url: str, frontend_url: str, api_key_file: Path) -> subprocess.CompletedProcess:
+    return run_script(
         "test-integration.sh",
         "--backend-url",
         backend_url,
         "--frontend-url",
-        closed,
+        frontend_url,
         "--api-key-file",
         str(api_key_file),
         "--timeout",
         "20",
     )
+
+
+def test_integration_test_passes_the_backend_and_names_what_fails(backend_url, api_key_file):
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_integration_test(backend_url, closed, api_key_file)
     assert result.returncode == 1
     assert "ok    prediction: a held-out 7 is read as 7" in result.stdout
     assert "ok    API key enforced (401 without it)" in result.stdout
@@ -32,17 +37,7 @@ def test_integration_test_passes_the_backend_and_names_what_fails(backend_url, a
 def test_integration_test_reports_a_wrong_api_key(backend_url, tmp_path):
     wrong = tmp_path / "key"
     wrong.write_text("not-the-key\n")
-    result = run_script(
-        "test-integration.sh",
-        "--backend-url",
-        backend_url,
-        "--frontend-url",
-        backend_url,
-        "--api-key-file",
-        str(wrong),
-        "--timeout",
-        "20",
-    )
+    result = run_integration_test(backend_url, backend_url, wrong)
     assert result.returncode == 1
     assert "FAIL  prediction: expected 200 and digit 7, got 401" in result.stdout
 
