@@ -58,8 +58,13 @@ def mnist_digits() -> dict[int, np.ndarray]:
     return {int(digit): np.asarray(pixels, dtype=np.uint8) for digit, pixels in raw.items()}
 
 
+ADMIN_KEY = "test-admin-key"
+ADMIN_HEADERS = {"X-API-Key": ADMIN_KEY}
+
+
 def make_settings(model_dir: Path, **overrides: object) -> Settings:
-    return Settings(model_dir=model_dir, log_format="text", **overrides)
+    """Test settings: text logs and one admin key (``ADMIN_HEADERS``) unless overridden."""
+    return Settings(**{"model_dir": model_dir, "log_format": "text", "admin_api_keys": ADMIN_KEY, **overrides})
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mnist_backend.inference import image_to_pixels
 from mnist_backend.preprocessing import (
     InvalidImageError,
     center_by_mass,
     decode_base64_image,
-    ink_intensity,
+    ink_channel,
     pixels_from_array,
     preprocess_canvas_image,
 )
@@ -136,7 +137,7 @@ def test_undecodable_images_are_rejected(payload, message):
 def test_truncated_png_is_rejected():
     raw = base64.b64decode(png_base64(draw_stroke_image()))
     with pytest.raises(InvalidImageError, match=r"truncated or corrupt|not a PNG"):
-        decode_base64_image(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7)
+        image_to_pixels(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7)
 
 
 def test_oversized_images_are_refused_before_decoding():
@@ -144,7 +145,8 @@ def test_oversized_images_are_refused_before_decoding():
         decode_base64_image(png_base64(Image.new("L", (200, 200))), max_pixels=10_000)
 
 
-def test_ink_intensity_of_a_gif_palette_with_transparency():
+def test_ink_of_a_palette_image_with_transparency_is_its_alpha():
     image = draw_stroke_image().convert("P")
     image.info["transparency"] = 0
-    assert ink_intensity(image).max() == pytest.approx(1.0)
+    ink = ink_channel(image)
+    assert ink.mode == "L" and ink.getextrema() == (0, 255)

@@ -31,11 +31,30 @@ class Settings(BaseSettings):
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated")
     api_keys_file: Path | None = Field(None, description="one key per line; for Docker/Compose secrets")
+    admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="keys allowed to call /api/v1/admin/*; ordinary keys are not"
+    )
+    admin_api_keys_file: Path | None = None
 
-    rate_limit: str | None = Field(None, description="per client, e.g. '100/second' or '600/minute'; empty = off")
+    rate_limit: str | None = Field(None, description="per valid key (else per client address); empty = off")
+    auth_failure_limit: str = Field("10/minute", description="failed authentications per client address")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses/networks whose X-Forwarded-For is believed; empty = none"
+    )
     max_batch: int = Field(256, ge=1)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(4096 * 4096, ge=28 * 28, description="decoded width x height of one image")
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="any request; batches may be this large")
+    max_predict_body_bytes: int = Field(1024 * 1024, ge=1024, description="one /api/v1/predict request")
+    # 2 MP: a photo of a sheet of paper fits; a canvas drawing is 0.08 MP. Pillow's own
+    # decompression-bomb check is set to MAX_BATCH_PIXELS, the most one request may decode.
+    max_image_pixels: int = Field(2_000_000, ge=28 * 28, description="declared width x height of one image")
+    max_batch_pixels: int = Field(25_000_000, ge=28 * 28, description="all images of one request together")
+    decode_workers: int = Field(2, ge=1, description="threads decoding images (PNG/JPEG) at once")
+    decode_queue: int = Field(64, ge=0, description="requests waiting for a decode thread; more get 503")
+
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line + headers; more get 431")
+    header_timeout_s: float = Field(10.0, gt=0, description="to receive a request's headers; then 408")
+    keep_alive_timeout_s: int = Field(5, ge=1)
+    max_connections: int = Field(1000, ge=1, description="open connections + requests; more get 503")
 
     ort_intra_op_threads: int = Field(1, ge=0, description="0 lets ONNX Runtime choose")
     ort_inter_op_threads: int = Field(1, ge=0)
@@ -50,11 +69,19 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _split_comma_lists(cls, values: dict) -> dict:
-        for key in ("api_keys", "cors_origins"):
+        for key in ("api_keys", "admin_api_keys", "cors_origins", "trusted_proxies"):
             raw = values.get(key)
             if isinstance(raw, str):
                 values[key] = [item.strip() for item in raw.split(",") if item.strip()]
         return values
+
+    @model_validator(mode="after")
+    def _image_limits_agree(self) -> Settings:
+        if self.max_image_pixels > self.max_batch_pixels:
+            raise ValueError(
+                f"MAX_IMAGE_PIXELS ({self.max_image_pixels}) must not exceed MAX_BATCH_PIXELS ({self.max_batch_pixels})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_required_outside_dev(self) -> Settings:
@@ -68,15 +95,24 @@ class Settings(BaseSettings):
     @cached_property
     def all_api_keys(self) -> tuple[bytes, ...]:
         """Keys from ``API_KEYS`` and ``API_KEYS_FILE`` (blank lines and ``#`` comments ignored)."""
-        keys = [key.get_secret_value() for key in self.api_keys]
-        if self.api_keys_file is not None:
-            try:
-                lines = self.api_keys_file.read_text().splitlines()
-            except OSError as error:
-                raise ValueError(f"API_KEYS_FILE {self.api_keys_file} cannot be read: {error.strerror}") from error
-            keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-        return tuple(key.encode() for key in keys)
+        return _keys(self.api_keys, self.api_keys_file, "API_KEYS_FILE")
+
+    @cached_property
+    def all_admin_api_keys(self) -> tuple[bytes, ...]:
+        """Keys from ``ADMIN_API_KEYS`` and ``ADMIN_API_KEYS_FILE``."""
+        return _keys(self.admin_api_keys, self.admin_api_keys_file, "ADMIN_API_KEYS_FILE")
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.all_api_keys)
+
+
+def _keys(inline: list[SecretStr], file: Path | None, file_variable: str) -> tuple[bytes, ...]:
+    keys = [key.get_secret_value() for key in inline]
+    if file is not None:
+        try:
+            lines = file.read_text().splitlines()
+        except OSError as error:
+            raise ValueError(f"{file_variable} {file} cannot be read: {error.strerror}") from error
+        keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    return tuple(key.encode() for key in keys)

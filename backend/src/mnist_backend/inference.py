@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -9,7 +10,29 @@ import numpy as np
 
 from mnist_backend.metrics import ServiceMetrics
 from mnist_backend.model import LoadedModel
-from mnist_backend.preprocessing import decode_base64_image, pixels_from_array, preprocess_canvas_image
+from mnist_backend.preprocessing import (
+    MNIST_SIDE,
+    ImageTooLargeError,
+    check_image_size,
+    decode_base64_image,
+    open_base64_image,
+    pixels_from_array,
+    preprocess_canvas_image,
+)
+
+
+class PixelBudgetExceededError(ImageTooLargeError):
+    """One request's images have more pixels together than the service decodes per request (413)."""
+
+
+class RequestAbandonedError(Exception):
+    """The client went away; the rest of the batch is not worth computing."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_image_pixels: int
+    max_batch_pixels: int
 
 
 @dataclass(frozen=True)
@@ -33,11 +56,37 @@ class BatchResult:
         return results
 
 
-def to_pixels(item: list | str, max_image_pixels: int, where: str) -> np.ndarray:
-    """One request image (pixel array or base64 PNG/JPEG) -> float32 ``[28, 28]`` in 0..1."""
-    if isinstance(item, str):
-        return preprocess_canvas_image(decode_base64_image(item, max_image_pixels, where))
-    return pixels_from_array(item, where)
+def image_to_pixels(payload: str, max_image_pixels: int, where: str = "image_base64") -> np.ndarray:
+    """One base64 PNG/JPEG -> float32 ``[28, 28]`` in 0..1 (runs on a decode thread)."""
+    return preprocess_canvas_image(decode_base64_image(payload, max_image_pixels, where), where)
+
+
+def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event) -> np.ndarray:
+    """Every item of a batch -> float32 ``[N, 28, 28]``, within the request's pixel budget.
+
+    All headers are read before any pixel is decoded, so a batch over ``MAX_BATCH_PIXELS``
+    costs only that; the loop stops as soon as the client has gone.
+    """
+    opened = {
+        index: open_base64_image(item, f"images[{index}]") for index, item in enumerate(items) if isinstance(item, str)
+    }
+    total = sum(image.width * image.height for image in opened.values())
+    if total > limits.max_batch_pixels:
+        raise PixelBudgetExceededError(
+            f"the batch's images have {total} pixels together; at most {limits.max_batch_pixels} "
+            "are decoded per request (MAX_BATCH_PIXELS)"
+        )
+    pixels = np.empty((len(items), MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
+    for index, item in enumerate(items):
+        if abandoned.is_set():
+            raise RequestAbandonedError(f"client disconnected after {index} of {len(items)} images")
+        where = f"images[{index}]"
+        if index in opened:
+            check_image_size(opened[index], limits.max_image_pixels, where)
+            pixels[index] = preprocess_canvas_image(opened[index], where)
+        else:
+            pixels[index] = pixels_from_array(item, where)
+    return pixels
 
 
 def run_model(model: LoadedModel, pixels: np.ndarray, metrics: ServiceMetrics, kind: str) -> BatchResult:

@@ -11,16 +11,18 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from mnist_backend import __version__
 from mnist_backend.api import bench, health, metrics_route, model_info, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.config import Settings
+from mnist_backend.decode_pool import DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
-from mnist_backend.security import AccessControlMiddleware, RateLimiter
+from mnist_backend.security import AccessControl
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ service has keys configured (staging and production always do)."""
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Pillow's own decompression-bomb check: no single image may be larger than a whole request's budget.
+    Image.MAX_IMAGE_PIXELS = settings.max_batch_pixels
     metrics = ServiceMetrics()
     holder = ModelHolder(
         settings.model_dir, settings.model_version, settings.ort_intra_op_threads, settings.ort_inter_op_threads
@@ -45,9 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return model
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A missing or broken model does not stop the service: /ready reports why (503).
         await run_in_threadpool(load_model)
+        app.state.decode_pool = decode_pool = DecodePool(settings.decode_workers, settings.decode_queue)
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, load_model))
@@ -56,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
+        decode_pool.shutdown()
 
     app = FastAPI(
         title="MNIST hub inference API",
@@ -67,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.model_holder = holder
     app.state.load_model = load_model
+    app.state.access_control = AccessControl(settings)  # refuses a malformed RATE_LIMIT now, not per request
 
     for module in (health, predict, model_info, metrics_route):
         app.include_router(module.router)
@@ -74,9 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(bench.router)
     install_error_handlers(app)
 
-    # Added innermost first: the request id and metrics wrap everything, 401/413/429 included.
-    rate_limiter = RateLimiter(settings.rate_limit) if settings.rate_limit else None
-    app.add_middleware(AccessControlMiddleware, keys=settings.all_api_keys, rate_limiter=rate_limiter)
+    # Added innermost first: the request id and metrics wrap everything, 413 included. Keys and
+    # rate limits are route dependencies (security.py), so they run after routing.
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -87,27 +93,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
-    _document_api_key(app, settings)
     return app
-
-
-def _document_api_key(app: FastAPI, settings: Settings) -> None:
-    """Declare the X-API-Key scheme in OpenAPI (enforced by ``AccessControlMiddleware``)."""
-    build_default = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build_default()
-        if settings.auth_enabled:
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "APIKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-            }
-            for path, operations in schema["paths"].items():
-                if path.startswith("/api/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"APIKey": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi

@@ -79,6 +79,9 @@ class ServiceMetrics:
             "mnist_model_ready", "1 when a model is loaded and serving", registry=r, multiprocess_mode="max"
         )
         self.model_reloads = Counter("mnist_model_reloads", "Model (re)load attempts by result", ["result"], registry=r)
+        self.decode_rejections = Counter(
+            "mnist_image_decode_rejections", "Image requests refused (503): every decode place was taken", registry=r
+        )
         # Pre-create children so every series exists from the first scrape (rate() needs a baseline).
         self._digit_counters = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._inference = {kind: self.inference_latency.labels(kind=kind) for kind in ("single", "batch")}

@@ -1,7 +1,8 @@
 """Load a model version from the on-disk registry and run it with ONNX Runtime.
 
 The registry layout and ``metadata.json`` are the model contract (ARCHITECTURE.md). The
-normalization that serving applies comes from the version's metadata, never from code.
+normalization that serving applies comes from the version's metadata, never from code;
+the rules that metadata must follow come from this package (``model_contract``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 import onnxruntime as ort
+
+from mnist_backend.model_contract import MetadataError, ModelMetadata, parse_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -31,21 +33,25 @@ class ModelLoadError(RuntimeError):
 @dataclass(frozen=True)
 class LoadedModel:
     version: str
-    metadata: dict[str, Any]
+    contract: ModelMetadata
     session: ort.InferenceSession = field(repr=False)
-    input_name: str
-    output_name: str
     mean: np.float32
     std: np.float32
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """The version's whole ``metadata.json``."""
+        return self.contract.document
+
+    @property
     def test_accuracy(self) -> float:
-        return float(self.metadata["metrics"]["test_accuracy"])
+        return self.contract.test_accuracy
 
     def predict_proba(self, pixels: np.ndarray) -> np.ndarray:
         """``[N, 28, 28]`` float32 in 0..1 (MNIST convention) -> probabilities ``[N, 10]``."""
         inputs = ((pixels - self.mean) / self.std).astype(np.float32, copy=False)
-        logits = self.session.run([self.output_name], {self.input_name: inputs.reshape(-1, 1, 28, 28)})[0]
+        feed = {self.contract.input_name: inputs.reshape(-1, 1, 28, 28)}
+        logits = self.session.run([self.contract.output_name], feed)[0]
         return softmax(logits)
 
 
@@ -75,7 +81,8 @@ def load_model_version(
 ) -> LoadedModel:
     """Load, verify and open one version; raise ``ModelLoadError`` with the reason otherwise.
 
-    Checks: metadata is valid JSON and passes the schema the version carries, the ONNX file
+    Checks: metadata is valid JSON and meets the schema version it names, as this service
+    ships it (the version's own ``metadata.schema.json`` is informative only), the ONNX file
     matches the fingerprint in the metadata (catches truncated or swapped files), and the
     graph's input/output names are the ones the metadata promises.
     """
@@ -83,21 +90,18 @@ def load_model_version(
     version_dir = model_dir / version
     if "/" in version or version.startswith(".") or not version_dir.is_dir():
         raise ModelLoadError(f"model version {version!r} not found in {model_dir}")
-    metadata = _read_json(version_dir / "metadata.json")
-    schema = _read_json(version_dir / "metadata.schema.json")
     try:
-        jsonschema.validate(metadata, schema)
-    except jsonschema.ValidationError as error:
-        where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
-        raise ModelLoadError(f"metadata.json of {version} breaks its schema at {where}: {error.message}") from None
-    if metadata["version"] != version:
-        raise ModelLoadError(f"metadata.json says version {metadata['version']}, directory is {version}")
+        metadata = parse_metadata(_read_json(version_dir / "metadata.json"))
+    except MetadataError as error:
+        raise ModelLoadError(f"{version}: {error}") from None
+    if metadata.version != version:
+        raise ModelLoadError(f"metadata.json says version {metadata.version}, directory is {version}")
     model_path = version_dir / "model.onnx"
     try:
         model_bytes = model_path.read_bytes()
     except OSError as error:
         raise ModelLoadError(f"cannot read {model_path}: {error.strerror}") from error
-    if hashlib.sha256(model_bytes).hexdigest() != metadata["onnx_sha256"]:
+    if hashlib.sha256(model_bytes).hexdigest() != metadata.onnx_sha256:
         raise ModelLoadError(f"{model_path} does not match onnx_sha256 in metadata.json (corrupt or replaced file)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads
@@ -107,23 +111,16 @@ def load_model_version(
         session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # ORT raises its own exception types for unreadable graphs
         raise ModelLoadError(f"ONNX Runtime cannot open {model_path}: {error}") from error
-    input_name, output_name = metadata["input"]["name"], metadata["output"]["name"]
+    input_name, output_name = metadata.input_name, metadata.output_name
     if [i.name for i in session.get_inputs()] != [input_name] or output_name not in [
         o.name for o in session.get_outputs()
     ]:
         raise ModelLoadError(f"{model_path} does not have input {input_name!r} and output {output_name!r}")
-    return LoadedModel(
-        version=version,
-        metadata=metadata,
-        session=session,
-        input_name=input_name,
-        output_name=output_name,
-        mean=np.float32(metadata["input"]["mean"]),
-        std=np.float32(metadata["input"]["std"]),
-    )
+    mean, std = np.float32(metadata.mean), np.float32(metadata.std)
+    return LoadedModel(version=version, contract=metadata, session=session, mean=mean, std=std)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> object:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -159,7 +156,9 @@ class ModelHolder:
             started = time.perf_counter()
             try:
                 model = load_model_version(self.model_dir, self.requested_version, *self._threads)
-            except ModelLoadError as error:
+            except Exception as error:  # whatever a version holds, the service stays up, not ready
+                if not isinstance(error, ModelLoadError):
+                    error = ModelLoadError(f"unexpected {type(error).__name__} while loading: {error}")
                 self.last_error = str(error)
                 if self.model is None:
                     self.not_ready_reason = str(error)

@@ -4,6 +4,10 @@ MNIST digits are white on black, scaled to fit a 20x20 box (keeping aspect ratio
 placed in a 28x28 image so that their centre of mass sits at the centre. A canvas drawing
 is none of that: any size, often dark-on-light or on a transparent background, drawn
 anywhere. ``preprocess_canvas_image`` performs the same steps MNIST's authors did.
+
+Images come from anyone, so decoding is bounded: the declared size is checked before a
+single pixel is decoded, JPEGs decode straight at a reduced scale, and every full-size step
+runs on one 8-bit channel inside Pillow. Floats appear only for the final 20x20 digit.
 """
 
 from __future__ import annotations
@@ -14,17 +18,27 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MNIST_SIDE = 28
 DIGIT_BOX = 20
 ACCEPTED_FORMATS = ("PNG", "JPEG")
-# Below this intensity (0..1, after inversion) a pixel is background, not ink.
+# Below this intensity (0..1, after inversion and stretching) a pixel is background, not ink.
 INK_THRESHOLD = 0.1
+_INK_LEVEL = round(INK_THRESHOLD * 255)
+# A JPEG decodes at the smallest 1/2, 1/4 or 1/8 scale that keeps at least this many pixels a side.
+_JPEG_DRAFT_SIDE = 8 * MNIST_SIDE
+# Alpha at or above this (0..255) everywhere means the transparency channel carries no drawing.
+_OPAQUE = 253
+_INK_MASK_LUT = [0] * (_INK_LEVEL + 1) + [255] * (255 - _INK_LEVEL)
 
 
 class InvalidImageError(ValueError):
     """The input cannot be turned into a digit image; the message tells the client why."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image (or the request's images together) has more pixels than the service decodes."""
 
 
 def pixels_from_array(values: list, where: str = "image") -> np.ndarray:
@@ -52,8 +66,12 @@ def pixels_from_array(values: list, where: str = "image") -> np.ndarray:
     return array
 
 
-def decode_base64_image(payload: str, max_pixels: int, where: str = "image_base64") -> Image.Image:
-    """A base64 PNG or JPEG (a ``data:image/...;base64,`` prefix is allowed) -> a Pillow image."""
+def open_base64_image(payload: str, where: str = "image_base64") -> Image.Image:
+    """A base64 PNG or JPEG (a ``data:image/...;base64,`` prefix is allowed), header read only.
+
+    Nothing is decoded yet: the caller checks ``image.size`` against its limits first.
+    Pillow's own bomb check (``Image.MAX_IMAGE_PIXELS``) still refuses absurd sizes here.
+    """
     if payload.startswith("data:"):
         payload = payload.partition(",")[2]
     try:
@@ -65,61 +83,82 @@ def decode_base64_image(payload: str, max_pixels: int, where: str = "image_base6
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InvalidImageError(f"{where} is {width}x{height} pixels; at most {max_pixels} pixels are accepted")
-            image.load()
-    except InvalidImageError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidImageError(f"{where} is not a PNG or JPEG image (or is too large to decode)") from None
+            return Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageTooLargeError(
+            f"{where} has more pixels than this service decodes in one request ({Image.MAX_IMAGE_PIXELS})"
+        ) from None
+    except UnidentifiedImageError:
+        raise InvalidImageError(f"{where} is not a PNG or JPEG image") from None
     except (OSError, SyntaxError, ValueError):
         raise InvalidImageError(f"{where} is a truncated or corrupt image") from None
+
+
+def check_image_size(image: Image.Image, max_pixels: int, where: str) -> None:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{where} is {width}x{height} pixels; at most {max_pixels} pixels are accepted (MAX_IMAGE_PIXELS)"
+        )
+
+
+def decode_base64_image(payload: str, max_pixels: int, where: str = "image_base64") -> Image.Image:
+    """Open and size-check one image; ``preprocess_canvas_image`` decodes it."""
+    image = open_base64_image(payload, where)
+    check_image_size(image, max_pixels, where)
     return image
 
 
-def ink_intensity(image: Image.Image) -> np.ndarray:
-    """float ``[H, W]`` in 0..1 where 1 is ink, whatever the colours or transparency.
+def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
+    """One 8-bit channel (Pillow ``L``) where 255 is ink, whatever the colours or transparency.
 
     Transparent backgrounds (canvas exports): the alpha channel is the ink. Opaque images:
     grayscale, inverted when the background (the border) is light, i.e. dark ink on paper.
     """
+    if image.format == "JPEG":
+        image.draft("L", (_JPEG_DRAFT_SIDE, _JPEG_DRAFT_SIDE))
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError):
+        raise InvalidImageError(f"{where} is a truncated or corrupt image") from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-        alpha = rgba[..., 3]
-        if alpha.min() < 0.99:
+        alpha = (image if image.mode != "P" else image.convert("RGBA")).getchannel("A")
+        if alpha.getextrema()[0] < _OPAQUE:
             return alpha
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return 1.0 - gray if np.median(border) > 0.5 else gray
+    gray = image.convert("L")
+    pixels = np.asarray(gray)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    return ImageOps.invert(gray) if np.median(border) > 127 else gray
 
 
-def preprocess_canvas_image(image: Image.Image) -> np.ndarray:
+def preprocess_canvas_image(image: Image.Image, where: str = "image_base64") -> np.ndarray:
     """Any drawing -> float32 ``[28, 28]`` in 0..1, MNIST-style; ``InvalidImageError`` if blank."""
-    ink = ink_intensity(image)
+    ink = ink_channel(image, where)
     # Stretch so the strongest stroke is full white (soft pens and JPEG greys still count).
-    peak = float(ink.max())
-    if peak < INK_THRESHOLD:
+    peak = ink.getextrema()[1]
+    if peak < _INK_LEVEL:
         raise InvalidImageError("the image is empty: no digit was drawn")
-    ink = ink / peak
-    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
-    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
-    cropped = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    digit = fit_in_box(cropped, DIGIT_BOX)
+    if peak < 255:
+        ink = ink.point([min(255, value * 255 // peak) for value in range(256)])
+    box = ink.point(_INK_MASK_LUT).getbbox()
+    digit = fit_in_box(ink.crop(box), DIGIT_BOX)
     canvas = np.zeros((MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
     top, left = (MNIST_SIDE - digit.shape[0]) // 2, (MNIST_SIDE - digit.shape[1]) // 2
     canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
     return center_by_mass(canvas)
 
 
-def fit_in_box(ink: np.ndarray, box: int) -> np.ndarray:
-    """Resize so the longer side is ``box`` pixels, keeping the aspect ratio (anti-aliased)."""
-    height, width = ink.shape
+def fit_in_box(ink: Image.Image, box: int) -> np.ndarray:
+    """Resize so the longer side is ``box`` pixels, keeping the aspect ratio (anti-aliased).
+
+    ``reducing_gap`` first shrinks a large crop by whole-pixel averaging, so a 2 MP photo
+    costs about what a canvas drawing does. Returns float32 in 0..1.
+    """
+    width, height = ink.size
     scale = box / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = Image.fromarray(ink, mode="F").resize(size, Image.Resampling.LANCZOS)
-    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+    resized = ink.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.float32) / 255.0
 
 
 def center_by_mass(image: np.ndarray) -> np.ndarray:

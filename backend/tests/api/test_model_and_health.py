@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mnist_backend.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import ADMIN_HEADERS, make_settings
 
 
 def test_health_and_ready_with_a_model(client, model_version):
@@ -47,16 +47,40 @@ def break_model(registry, version: str, how: str) -> str:
         metadata = json.loads((version_dir / "metadata.json").read_text())
         del metadata["input"]["std"]
         (version_dir / "metadata.json").write_text(json.dumps(metadata))
-        return "breaks its schema at input"
+        return "breaks schema version 1 at input: 'std' is a required property"
+    if how == "empty schema, empty metadata":
+        # A version cannot bring its own (empty) rules: serving checks with the schema it ships.
+        (version_dir / "metadata.schema.json").write_text("{}")
+        (version_dir / "metadata.json").write_text("{}")
+        return "schema_version None; this service understands 1"
+    if how == "invalid schema, unknown schema_version":
+        (version_dir / "metadata.schema.json").write_text('{"type": 12}')
+        metadata = json.loads((version_dir / "metadata.json").read_text())
+        metadata["schema_version"] = 99
+        (version_dir / "metadata.json").write_text(json.dumps(metadata))
+        return "schema_version 99; this service understands 1"
+    if how == "metadata a list":
+        (version_dir / "metadata.json").write_text("[]")
+        return "must be a JSON object, got list"
     if how == "metadata not json":
         (version_dir / "metadata.json").write_text("{not json")
         return "not valid JSON"
     raise ValueError(how)
 
 
-@pytest.mark.parametrize(
-    "how", ["missing", "unknown version", "corrupt onnx", "schema-invalid metadata", "metadata not json"]
-)
+BREAKAGES = [
+    "missing",
+    "unknown version",
+    "corrupt onnx",
+    "schema-invalid metadata",
+    "metadata not json",
+    "empty schema, empty metadata",
+    "invalid schema, unknown schema_version",
+    "metadata a list",
+]
+
+
+@pytest.mark.parametrize("how", BREAKAGES)
 def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(registry_copy, model_version, how, caplog):
     reason = break_model(registry_copy, model_version, how)
     with TestClient(create_app(make_settings(registry_copy))) as client:
@@ -72,6 +96,30 @@ def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(registr
     assert any("model load failed" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.parametrize("how", ["empty schema, empty metadata", "invalid schema, unknown schema_version"])
+def test_reload_to_a_broken_version_is_a_409_counted_as_a_failure(registry_copy, model_version, how):
+    with TestClient(create_app(make_settings(registry_copy))) as client:
+        broken = "20991231T235959Z-0b0b0b"
+        copy_version(registry_copy, model_version, broken)
+        (registry_copy / "CURRENT").write_text(broken + "\n")
+        reason = break_model(registry_copy, broken, how)
+        response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
+        assert response.status_code == 409
+        assert reason in response.json()["detail"] and f"still serving {model_version}" in response.json()["detail"]
+        assert client.get("/ready").json()["model_version"] == model_version
+        assert 'mnist_model_reloads_total{result="failure"} 1.0' in client.get("/metrics").text
+
+
+def test_a_version_cannot_relax_the_contract_with_its_own_schema(registry_copy, model_version):
+    # The version's schema allows anything; serving still applies its own and names the field.
+    (registry_copy / model_version / "metadata.schema.json").write_text("{}")
+    metadata = json.loads((registry_copy / model_version / "metadata.json").read_text())
+    metadata["input"]["std"] = -1
+    (registry_copy / model_version / "metadata.json").write_text(json.dumps(metadata))
+    with TestClient(create_app(make_settings(registry_copy))) as client:
+        assert "at input/std" in client.get("/ready").json()["reason"]
+
+
 def test_model_version_setting_overrides_current(registry_copy, model_version):
     (registry_copy / "CURRENT").write_text("something-else\n")
     with TestClient(create_app(make_settings(registry_copy, model_version=model_version))) as client:
@@ -84,7 +132,7 @@ def test_admin_reload_switches_to_the_new_current_without_restart(registry_copy,
     with TestClient(create_app(make_settings(registry_copy))) as client:
         assert client.get("/ready").json()["model_version"] == model_version
         (registry_copy / "CURRENT").write_text(new_version + "\n")
-        response = client.post("/api/v1/admin/reload")
+        response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
         assert response.json() == {"model_version": new_version, "previous_version": model_version}
         assert client.post("/api/v1/predict", json={"image": [0.0] * 784}).json()["model_version"] == new_version
         assert 'mnist_model_info{test_accuracy="' in client.get("/metrics").text
@@ -94,7 +142,7 @@ def test_admin_reload_switches_to_the_new_current_without_restart(registry_copy,
 def test_failed_reload_keeps_serving_the_previous_model(registry_copy, model_version):
     with TestClient(create_app(make_settings(registry_copy))) as client:
         (registry_copy / "CURRENT").write_text("20000101T000000Z-000000\n")
-        response = client.post("/api/v1/admin/reload")
+        response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
         assert response.status_code == 409
         assert f"still serving {model_version}" in response.json()["detail"]
         assert client.get("/ready").status_code == 200

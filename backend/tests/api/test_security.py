@@ -4,9 +4,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from mnist_backend import security
 from mnist_backend.config import Settings
 from mnist_backend.main import create_app
-from mnist_backend.security import api_key_is_valid
+from mnist_backend.security import matching_key_index
 from tests.conftest import make_settings
 
 IMAGE = {"image": [0.0] * 784}
@@ -70,11 +71,21 @@ def test_refuses_to_start_outside_dev_without_keys(environment, model_dir):
         Settings(model_dir=model_dir, environment=environment)
 
 
-def test_key_comparison_checks_every_key():
-    keys = (b"alpha", b"beta")
-    assert api_key_is_valid(b"beta", keys)
-    assert not api_key_is_valid(b"bet", keys)
-    assert not api_key_is_valid(None, keys)
+def test_key_comparison_checks_every_key(monkeypatch):
+    compared = []
+
+    def counting_compare(presented: bytes, key: bytes) -> bool:
+        compared.append(key)
+        return presented == key
+
+    monkeypatch.setattr(security.hmac, "compare_digest", counting_compare)
+    keys = (b"alpha", b"beta", b"gamma")
+    assert matching_key_index(b"alpha", keys) == 0  # a match on the first key still compares all three
+    assert compared == list(keys)
+    compared.clear()
+    assert matching_key_index(b"bet", keys) is None
+    assert compared == list(keys)
+    assert matching_key_index(None, keys) is None
 
 
 def test_rate_limit_gives_429_with_retry_after(model_dir):

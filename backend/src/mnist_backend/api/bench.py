@@ -1,4 +1,4 @@
-"""The no-op baseline for ``make bench``: same middleware, same body parser, no model.
+"""The no-op baseline for ``make bench``: same middleware, key check and body parser, no model.
 
 Mounted only with ``ENABLE_BENCH_ENDPOINT=true``. Its throughput is the HTTP stack's own
 ceiling, so the predict route's numbers can be read as a fraction of it.
@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from mnist_backend.api.dependencies import parse_json_body
+from mnist_backend.api.dependencies import parse_json_body, settings_of
 from mnist_backend.api.schemas import PredictRequest
+from mnist_backend.security import ApiKeyRequired
 
-router = APIRouter(prefix="/api/v1", include_in_schema=False)
+router = APIRouter(prefix="/api/v1", include_in_schema=False, dependencies=[ApiKeyRequired])
 
 _CONSTANT_REPLY = b'{"digit":0,"confidence":1.0}'
 
 
 @router.post("/bench/noop")
 async def noop(request: Request) -> Response:
-    await parse_json_body(request, PredictRequest)
+    await parse_json_body(request, PredictRequest, settings_of(request).max_predict_body_bytes)
     return Response(_CONSTANT_REPLY, media_type="application/json")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from mnist_backend.api.errors import APIError
 from mnist_backend.config import Settings
+from mnist_backend.decode_pool import DecodePool
 from mnist_backend.metrics import ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 
@@ -27,6 +28,10 @@ def holder_of(request: Request) -> ModelHolder:
     return request.app.state.model_holder
 
 
+def decode_pool_of(request: Request) -> DecodePool:
+    return request.app.state.decode_pool
+
+
 def served_model(request: Request) -> LoadedModel:
     """The model to use for this whole request, or 503 with the reason there is none."""
     holder = holder_of(request)
@@ -36,12 +41,26 @@ def served_model(request: Request) -> LoadedModel:
     return model
 
 
-async def parse_json_body(request: Request, model: type[Body]) -> Body:
+async def parse_json_body(request: Request, model: type[Body], max_bytes: int) -> Body:
     """Validate the raw body with pydantic's JSON parser (one pass, no intermediate dicts).
 
-    415 unless the body is declared as JSON; pydantic errors become a 422 naming the field.
+    415 unless the body is declared as JSON; 413 past this route's ``max_bytes`` (declared or
+    streamed), before the rest is read; pydantic errors become a 422 naming the field.
     """
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise APIError(415, f"send the body as application/json (got {content_type or 'no content type'!r})")
-    return model.model_validate_json(await request.body())
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise APIError(413, _too_large(int(declared), max_bytes))
+    chunks, received = [], 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise APIError(413, _too_large(received, max_bytes))
+        chunks.append(chunk)
+    return model.model_validate_json(b"".join(chunks))
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"request body of {size} bytes is larger than this route's limit of {max_bytes} bytes"

@@ -8,7 +8,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from mnist_backend.decode_pool import DecodePoolSaturatedError
+from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
 from mnist_backend.preprocessing import InvalidImageError
+
+# nginx's code for "the client closed the connection first"; nobody reads it, logs and metrics do.
+CLIENT_CLOSED_REQUEST = 499
 
 
 class APIError(Exception):
@@ -46,6 +51,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidImageError)
     async def _invalid_image(_: Request, error: InvalidImageError) -> Response:
         return json_response({"detail": str(error)}, 422)
+
+    @app.exception_handler(PixelBudgetExceededError)
+    async def _over_pixel_budget(_: Request, error: PixelBudgetExceededError) -> Response:
+        return json_response({"detail": str(error)}, 413)
+
+    @app.exception_handler(DecodePoolSaturatedError)
+    async def _saturated(request: Request, error: DecodePoolSaturatedError) -> Response:
+        request.app.state.metrics.decode_rejections.inc()
+        detail = f"too many images are being decoded right now ({error}); retry shortly"
+        return json_response({"detail": detail}, 503, {"Retry-After": "1"})
+
+    @app.exception_handler(RequestAbandonedError)
+    async def _abandoned(_: Request, error: RequestAbandonedError) -> Response:
+        return json_response({"detail": str(error)}, CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(ValidationError)
     async def _invalid_body(_: Request, error: ValidationError) -> Response:

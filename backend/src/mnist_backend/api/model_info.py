@@ -8,18 +8,26 @@ from starlette.concurrency import run_in_threadpool
 from mnist_backend.api.dependencies import holder_of, served_model
 from mnist_backend.api.errors import APIError, json_response
 from mnist_backend.api.schemas import ERROR_RESPONSES
+from mnist_backend.security import AdminKeyRequired, ApiKeyRequired
 
 router = APIRouter(prefix="/api/v1", tags=["model"])
 
 
-@router.get("/model/info", responses=ERROR_RESPONSES, summary="The served model's metadata.json")
+@router.get(
+    "/model/info", dependencies=[ApiKeyRequired], responses=ERROR_RESPONSES, summary="The served model's metadata.json"
+)
 async def model_info(request: Request) -> Response:
     return json_response(served_model(request).metadata)
 
 
 @router.post(
     "/admin/reload",
-    responses={**ERROR_RESPONSES, 409: {"description": "the reload failed; the previous model keeps serving"}},
+    dependencies=[AdminKeyRequired],
+    responses={
+        **ERROR_RESPONSES,
+        403: {"description": "not an admin key (ADMIN_API_KEYS), or admin operations are disabled"},
+        409: {"description": "the reload failed; the previous model keeps serving"},
+    },
     summary="Reload the model named by MODEL_VERSION or models/CURRENT (same as SIGHUP)",
 )
 async def reload_model(request: Request) -> Response:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
-from mnist_backend.api.dependencies import metrics_of, parse_json_body, served_model, settings_of
+from mnist_backend.api.dependencies import (
+    decode_pool_of,
+    metrics_of,
+    parse_json_body,
+    served_model,
+    settings_of,
+)
 from mnist_backend.api.errors import APIError, json_response
 from mnist_backend.api.schemas import (
     ERROR_RESPONSES,
@@ -16,9 +25,17 @@ from mnist_backend.api.schemas import (
     PredictResponse,
     request_body_schema,
 )
-from mnist_backend.inference import run_model, to_pixels
+from mnist_backend.inference import (
+    BatchResult,
+    ImageLimits,
+    batch_to_pixels,
+    image_to_pixels,
+    run_model,
+)
+from mnist_backend.preprocessing import pixels_from_array
+from mnist_backend.security import ApiKeyRequired
 
-router = APIRouter(prefix="/api/v1", tags=["predict"])
+router = APIRouter(prefix="/api/v1", tags=["predict"], dependencies=[ApiKeyRequired])
 
 
 @router.post(
@@ -29,14 +46,14 @@ router = APIRouter(prefix="/api/v1", tags=["predict"])
     summary="Predict the digit in one image",
 )
 async def predict(request: Request) -> Response:
-    # Runs on the event loop: one small ONNX call (~0.1 ms) costs less than a thread hop.
-    body = await parse_json_body(request, PredictRequest)
-    model = served_model(request)
     settings = settings_of(request)
+    body = await parse_json_body(request, PredictRequest, settings.max_predict_body_bytes)
+    model = served_model(request)
     if body.image is not None:
-        pixels = to_pixels(body.image, settings.max_image_pixels, "image")
+        # On the event loop: 784 floats and one small ONNX call cost less than a thread hop.
+        pixels = pixels_from_array(body.image, "image")
     else:
-        pixels = to_pixels(body.image_base64, settings.max_image_pixels, "image_base64")
+        pixels = await decode_pool_of(request).run(image_to_pixels, body.image_base64, settings.max_image_pixels)
     result = run_model(model, pixels[np.newaxis], metrics_of(request), "single")
     (prediction,) = result.as_dicts(body.return_input)
     return json_response({**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)})
@@ -51,19 +68,24 @@ async def predict(request: Request) -> Response:
 )
 async def predict_batch(request: Request) -> Response:
     settings = settings_of(request)
-    body = await parse_json_body(request, BatchRequest)
+    body = await parse_json_body(request, BatchRequest, settings.max_body_bytes)
     if len(body.images) > settings.max_batch:
         raise APIError(413, f"too many images in one batch: {len(body.images)} (MAX_BATCH is {settings.max_batch})")
     model = served_model(request)
+    limits = ImageLimits(settings.max_image_pixels, settings.max_batch_pixels)
+    metrics = metrics_of(request)
+    abandoned = threading.Event()
 
-    def work() -> tuple:
-        # Decoding up to MAX_BATCH images and a big ONNX call: keep the event loop free.
-        pixels = np.stack(
-            [to_pixels(item, settings.max_image_pixels, f"images[{i}]") for i, item in enumerate(body.images)]
-        )
-        return run_model(model, pixels, metrics_of(request), "batch")
+    def work() -> BatchResult:  # on a decode thread: up to MAX_BATCH images and one large ONNX call
+        return run_model(model, batch_to_pixels(body.images, limits, abandoned), metrics, "batch")
 
-    result = await run_in_threadpool(work)
+    watcher = asyncio.create_task(_flag_disconnect(request, abandoned))
+    try:
+        result = await decode_pool_of(request).run(work)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     return json_response(
         {
             "predictions": result.as_dicts(body.return_input),
@@ -71,3 +93,10 @@ async def predict_batch(request: Request) -> Response:
             "inference_ms": round(result.inference_ms, 4),
         }
     )
+
+
+async def _flag_disconnect(request: Request, abandoned: threading.Event) -> None:
+    """Set ``abandoned`` when the client closes the connection (the body is already read)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    abandoned.set()

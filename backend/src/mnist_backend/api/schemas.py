@@ -6,8 +6,10 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Strict: a pixel is a JSON number; true and "0.5" are refused, not coerced.
+Pixel = Annotated[float, Field(strict=True)]
 PixelArray = Annotated[
-    list[float] | list[list[float]],
+    list[Pixel] | list[list[Pixel]],
     Field(
         union_mode="left_to_right",
         description="784 values, or 28 rows of 28, between 0 and 1: white digit on black (MNIST convention)",
@@ -85,10 +87,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         401: "missing or invalid X-API-Key (when keys are configured)",
-        413: "body larger than MAX_BODY_BYTES, or more than MAX_BATCH images",
+        413: "body over the route's limit, more than MAX_BATCH images, or more than MAX_BATCH_PIXELS pixels",
         415: "body is not application/json",
         422: "the input is not a digit image; the detail says why",
-        429: "rate limit exceeded; see Retry-After",
-        503: "no model loaded; the detail says why",
+        429: "rate limit (or failed-authentication limit) exceeded; see Retry-After",
+        503: "no model loaded, or every image-decoding place is taken; the detail says why",
     }.items()
 }
