@@ -11,7 +11,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from mnist_backend.config import Settings
 from mnist_backend.main import create_app
+from tests.server_process import ServerProcess, server_starter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -65,6 +66,16 @@ ADMIN_HEADERS = {"X-API-Key": ADMIN_KEY}
 def make_settings(model_dir: Path, **overrides: object) -> Settings:
     """Test settings: text logs and one admin key (``ADMIN_HEADERS``) unless overridden."""
     return Settings(**{"model_dir": model_dir, "log_format": "text", "admin_api_keys": ADMIN_KEY, **overrides})
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real server processes with extra environment variables; all stopped afterwards."""
+    start, servers = server_starter(tmp_path)
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.stop()
 
 
 @pytest.fixture

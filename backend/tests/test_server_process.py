@@ -2,84 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.api.test_model_and_health import copy_version
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mnist_backend"],
-            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def answers(self) -> bool:
-        try:
-            return httpx.get(self.url + "/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def log_records(self) -> list[dict]:
-        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
-
-    def stop(self) -> None:
-        """SIGTERM, as Docker sends it: uvicorn drains, shuts down, then exits by that signal."""
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=20)
-        self._log.close()
-        assert code in (0, -signal.SIGTERM), f"exit code {code}: {self.log_path.read_text()[-2000:]}"
-        assert "Application shutdown complete" in self.log_path.read_text()
-
-
-@pytest.fixture
-def start_server(tmp_path) -> Iterator[Callable[..., ServerProcess]]:
-    servers = []
-
-    def start(**env: str) -> ServerProcess:
-        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log")
-        servers.append(server)
-        wait_until(lambda: server.answers() or server.process.poll() is not None, what="the server to answer")
-        if server.process.poll() is not None:
-            raise AssertionError(f"server exited: {server.log_path.read_text()}")
-        return server
-
-    yield start
-    for server in servers:
-        if server.process.poll() is None:
-            server.stop()
+from tests.server_process import free_port, wait_until
 
 
 def test_real_server_predicts_and_logs_json_with_request_ids_but_no_image_data(start_server, model_dir, model_version):

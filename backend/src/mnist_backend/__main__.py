@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from mnist_backend.api.errors import describe_validation_errors
 from mnist_backend.config import Settings
+from mnist_backend.http_limits import bounded_protocol
 from mnist_backend.logging_setup import configure_logging
 from mnist_backend.main import create_app
 
@@ -27,7 +28,12 @@ def main() -> None:
         log_config=None,  # keep ours
         access_log=False,  # RequestContextMiddleware logs each request with its id
         server_header=False,
-        proxy_headers=True,
+        # X-Forwarded-For is believed only from the proxies named in TRUSTED_PROXIES.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_s),
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+        limit_concurrency=settings.max_connections,
     )
 
 

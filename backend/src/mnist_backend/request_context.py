@@ -10,6 +10,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnist_backend.asgi import header_value, send_json_error
+from mnist_backend.metrics import KNOWN_METHODS, UNMATCHED_ROUTE
 
 access_logger = logging.getLogger("mnist_backend.access")
 
@@ -49,22 +50,28 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if self.access_log:
-                route = getattr(scope.get("route"), "path", scope["path"] if status != 404 else "<unmatched>")
-                access_logger.info(
-                    "%s %s %d",
-                    scope["method"],
-                    route,
-                    status,
-                    extra={
-                        "event": "request",
-                        "request_id": request_id.decode(),
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                )
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                self._log(scope, status, request_id.decode(), time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, request_id: str, seconds: float) -> None:
+        # The route template, never the raw path: clients choose paths, not log lines.
+        route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        fields = {
+            "event": "request",
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
+        # makeRecord + handle: the same handlers and formats as logger.info, without the
+        # caller lookup (a stack walk) that an access log line does not need.
+        record = access_logger.makeRecord(
+            access_logger.name, logging.INFO, __file__, 0, "%s %s %d", (method, route, status), None, extra=fields
+        )
+        access_logger.handle(record)
 
 
 class _BodyTooLargeError(Exception):

@@ -1,0 +1,188 @@
+"""Attacks replayed against a real server process: memory, latency and status, not only status.
+
+Each test starts ``python -m mnist_backend`` and measures the process itself (RSS from
+/proc, wall time of probes) while it is being abused.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png
+from tests.server_process import reset_peak_rss, rss_bytes, wait_until
+
+MB = 1024 * 1024
+BOMBS = {"1-bit palette + tRNS": palette_bomb_png(), "16-bit RGBA": rgba16_bomb_png()}
+
+
+def heavy_png(side: int = 1414, seed: int = 0) -> str:
+    """A legal but expensive drawing: ~2 MP RGBA (a 28 KB body), tens of milliseconds to decode."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+    points = [tuple(int(v) for v in rng.integers(side // 8, side * 7 // 8, 2)) for _ in range(12)]
+    ImageDraw.Draw(image).line(points, fill=(0, 0, 0, 255), width=side // 25)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return as_base64(buffer.getvalue())
+
+
+def metric(server, line_start: str) -> float:
+    for line in httpx.get(server.url + "/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize("name", list(BOMBS))
+def test_a_pixel_bomb_is_refused_without_growing_memory(start_server, model_dir, name):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
+    body = {"image_base64": as_base64(BOMBS[name])}
+    httpx.post(server.url + "/api/v1/predict", json=body, timeout=30)  # first request warms imports
+    before = rss_bytes(server.process.pid)
+    reset_peak_rss(server.process.pid)
+    with ThreadPoolExecutor(3) as pool:  # three at once, as the finding did
+        replies = list(pool.map(lambda _: httpx.post(server.url + "/api/v1/predict", json=body, timeout=30), range(3)))
+    grown = rss_bytes(server.process.pid, "VmHWM") - before
+    print(f"{name} bomb ({len(BOMBS[name])} bytes): peak RSS grew {grown / MB:.1f} MB")
+    assert {reply.status_code for reply in replies} == {422}
+    assert "4096x4096 pixels; at most 2000000 pixels" in replies[0].json()["detail"]
+    assert grown < 100 * MB
+
+
+def test_a_batch_of_256_bombs_is_a_413_within_a_second(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
+    body = {"images": [as_base64(BOMBS["1-bit palette + tRNS"])] * 256}
+    before = rss_bytes(server.process.pid)
+    reset_peak_rss(server.process.pid)
+    started = time.perf_counter()
+    reply = httpx.post(server.url + "/api/v1/predict/batch", json=body, timeout=30)
+    elapsed = time.perf_counter() - started
+    grown = rss_bytes(server.process.pid, "VmHWM") - before
+    print(f"batch of 256 bombs: {reply.status_code} in {elapsed * 1000:.0f} ms, peak RSS grew {grown / MB:.1f} MB")
+    assert reply.status_code == 413
+    assert "at most 25000000 are decoded per request (MAX_BATCH_PIXELS)" in reply.json()["detail"]
+    assert elapsed < 1.0
+    assert grown < 100 * MB
+
+
+def test_health_stays_fast_while_four_heavy_decodes_run(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def keep_decoding(seed: int) -> None:
+        body = {"image_base64": heavy_png(seed=seed)}
+        with httpx.Client(timeout=60) as client:
+            while not stop.is_set():
+                statuses.append(client.post(server.url + "/api/v1/predict", json=body).status_code)
+
+    clients = [threading.Thread(target=keep_decoding, args=(seed,)) for seed in range(4)]
+    for thread in clients:
+        thread.start()
+    try:
+        wait_until(lambda: metric(server, "mnist_http_requests_in_flight") >= 4, 10, "four decodes in flight")
+        latencies = []
+        with httpx.Client(timeout=5) as probe:
+            for _ in range(30):
+                started = time.perf_counter()
+                assert probe.get(server.url + "/health").status_code == 200
+                latencies.append(time.perf_counter() - started)
+                time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    latencies.sort()
+    print(
+        f"/health while 4 clients decode 2 MP drawings ({len(statuses)} done): "
+        f"p50 {latencies[15] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
+    )
+    assert set(statuses) == {200}
+    assert latencies[-1] < 0.1
+
+
+def test_decoding_past_its_places_is_a_503_with_retry_after(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false", DECODE_WORKERS="1", DECODE_QUEUE="0")
+    body = {"image_base64": heavy_png(seed=7)}
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: httpx.post(server.url + "/api/v1/predict", json=body, timeout=60), range(8)))
+    refused = [r for r in replies if r.status_code == 503]
+    assert refused and len(refused) < len(replies)
+    assert refused[0].headers["retry-after"] == "1"
+    assert "image-decoding places are taken" in refused[0].json()["detail"]
+    assert metric(server, "mnist_image_decode_rejections_total") == len(refused)
+
+
+def test_an_abandoned_batch_stops_decoding(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false", MAX_BATCH_PIXELS="600000000")
+    body = {"images": [heavy_png(seed=seed % 4) for seed in range(256)]}  # ~7 MB, ~8 s of decoding
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/api/v1/predict/batch", json=body, timeout=httpx.Timeout(60, read=0.5))
+    wait_until(
+        lambda: (
+            metric(server, 'mnist_http_requests_total{method="POST",route="/api/v1/predict/batch",status="499"}') == 1
+        ),
+        30,
+        "the batch to stop with 499",
+    )
+    assert metric(server, "mnist_inference_images_total") == 0  # the model never ran for it
+
+
+def test_wrong_keys_from_one_address_end_in_429_and_are_counted_by_route(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ENVIRONMENT="staging", API_KEYS="the-key", ACCESS_LOG="false")
+    url = server.url + "/api/v1/predict"
+    statuses = [
+        httpx.post(url, json={"image": [0.0] * 784}, headers={"X-API-Key": f"guess-{i}"}).status_code for i in range(20)
+    ]
+    assert statuses == [401] * 10 + [429] * 10
+    ok = httpx.post(url, json={"image": [0.0] * 784}, headers={"X-API-Key": "the-key"})
+    assert ok.status_code == 200  # the valid key is not locked out with the guesser
+    route = 'mnist_http_requests_total{method="POST",route="/api/v1/predict",status='
+    assert metric(server, route + '"401"}') == 10
+    assert metric(server, route + '"429"}') == 10
+    assert metric(server, 'mnist_http_requests_total{method="POST",route="<unmatched>"') == 0
+
+
+def test_oversized_headers_get_431_and_the_server_stays_up(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir))
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024))
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 431")
+    assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_a_slowloris_client_is_cut_off_after_the_header_timeout(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), HEADER_TIMEOUT_S="1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(5):  # a header line every 0.3 s, never finishing
+            time.sleep(0.3)
+            try:
+                sock.sendall(b"X-Slow: 1\r\n")
+            except OSError:
+                break
+        reply = sock.recv(4096)
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408")
+    assert 0.9 < elapsed < 5
+
+
+def test_control_characters_in_a_path_do_not_forge_text_log_lines(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), LOG_FORMAT="text")
+    forged = "2026-01-01 00:00:00,000 INFO mnist_backend.access: POST /api/v1/admin/reload 200"
+    httpx.get(server.url + "/nothing%0A" + forged.replace(" ", "%20"))
+    server.stop()
+    lines = server.log_path.read_text().splitlines()
+    assert not any(line.startswith("2026-01-01") for line in lines)
+    assert any("GET <unmatched> 404" in line for line in lines)
