@@ -9,9 +9,9 @@ PY := $(abspath $(VENV))/bin/python
 # Components are folders with their own pyproject.toml, each installable on its own
 # (CI jobs narrow them: make install COMPONENTS="training backend", make test TEST_SUITES=backend).
 COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
-# Test suites: every component, monitoring/ (configuration, tested with the real tools) and the
-# deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring scripts
+# Test suites: every component, monitoring/ and nginx/ (configuration, tested with the real
+# tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts
 STAMP := $(VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
@@ -66,7 +66,7 @@ bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (ne
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
 
 .PHONY: test
-test: install model ## Run every test suite (training, backend, frontend, monitoring, scripts); no Docker needed
+test: install model ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts); no Docker needed
 	@for c in $(TEST_SUITES); do \
 		echo "=== $$c tests ==="; \
 		(cd $$c && $(PY) -m pytest) || exit $$?; \

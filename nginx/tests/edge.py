@@ -1,0 +1,207 @@
+"""The real ``nginx/nginx.conf`` on 127.0.0.1, with fake backends whose every request is recorded.
+
+Only what cannot exist outside Compose is rewritten: upstream host names become local
+ports, listen ports become free ports, paths move into a temporary directory. Each rewrite
+must match exactly once, so a changed config cannot silently escape the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+NGINX_CONF = Path(__file__).resolve().parents[1] / "nginx.conf"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class FakeBackend:
+    """An HTTP server that records requests; ``drop_posts`` closes the connection unanswered."""
+
+    name: str
+    drop_posts: bool = False
+    requests: list[dict] = field(default_factory=list)
+
+    def start(self) -> FakeBackend:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _record(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                outer.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "request_id": self.headers.get("x-request-id"),
+                        "forwarded_for": self.headers.get("x-forwarded-for"),
+                    }
+                )
+
+            def _reply(self, status: int = 200) -> None:
+                body = json.dumps({"served_by": outer.name}).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._record()
+                self._reply()
+
+            def do_POST(self) -> None:
+                self._record()
+                if outer.drop_posts:  # what an OOM-killed replica looks like from nginx
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self._reply()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def posts(self) -> int:
+        return sum(1 for request in self.requests if request["method"] == "POST")
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    count = text.count(old)
+    assert count == 1, f"nginx.conf should contain {old!r} exactly once, found {count}: update the edge tests"
+    return text.replace(old, new)
+
+
+@dataclass
+class Edge:
+    https: str
+    http: str
+    directory: Path
+    cert: Path
+    process: subprocess.Popen
+
+    def access_log(self) -> list[dict]:
+        path = self.directory / "access.log"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.https, verify=ssl.create_default_context(cafile=str(self.cert)), timeout=10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_edge(
+    directory: Path,
+    stable: list[int],
+    canary: int,
+    frontend: int,
+    allow_canary_from_loopback: bool = True,
+) -> Edge:
+    """Render the real config for this host and start nginx in the foreground."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    cert, key = make_certificate(directory)
+    ports = {"http": free_port(), "https": free_port(), "status": free_port()}
+    text = NGINX_CONF.read_text()
+    text = text.replace("/tmp/", f"{directory}/")
+    text = _replace_once(text, "access_log /dev/stdout json;", f"access_log {directory}/access.log json;")
+    text = _replace_once(text, "/etc/nginx/certs/tls.crt", str(cert))
+    text = _replace_once(text, "/etc/nginx/certs/tls.key", str(key))
+    text = _replace_once(text, "listen 8080 default_server;", f"listen 127.0.0.1:{ports['http']} default_server;")
+    text = _replace_once(
+        text, "listen 8443 ssl default_server;", f"listen 127.0.0.1:{ports['https']} ssl default_server;"
+    )
+    text = _replace_once(text, "listen 8081;", f"listen 127.0.0.1:{ports['status']};")
+    replicas = "\n        ".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;" for port in stable)
+    text = _replace_once(text, "server backend:8000 max_fails=3 fail_timeout=10s;", replicas)
+    text = _replace_once(text, "server backend:8000 backup;", f"server 127.0.0.1:{stable[0]} backup;")
+    text = _replace_once(
+        text,
+        "server backend-canary:8000 max_fails=3 fail_timeout=10s;",
+        f"server 127.0.0.1:{canary} max_fails=3 fail_timeout=10s;",
+    )
+    text = _replace_once(text, "server frontend:8501;", f"server 127.0.0.1:{frontend};")
+    if not allow_canary_from_loopback:
+        text = _replace_once(text, "127.0.0.0/8 1;", "")
+    config = directory / "nginx.conf"
+    config.write_text(text)
+    log = (directory / "nginx.log").open("w")
+    # Root's workers would run as "nobody", which cannot enter the private temporary directory.
+    process = subprocess.Popen(
+        [nginx, "-c", str(config), "-g", "daemon off; user root;"], stdout=log, stderr=subprocess.STDOUT
+    )
+    edge = Edge(f"https://127.0.0.1:{ports['https']}", f"http://127.0.0.1:{ports['http']}", directory, cert, process)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"nginx exited:\n{(directory / 'nginx.log').read_text()}")
+        try:
+            return httpx.get(edge.http + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, what="nginx to answer")
+    return edge

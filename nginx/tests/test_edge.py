@@ -1,0 +1,155 @@
+"""The production edge (real nginx, real nginx.conf) against backends that misbehave."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.edge import Edge, FakeBackend, free_port, start_edge
+
+PREDICT = "/api/v1/predict"
+BODY = {"image": [0.0] * 784}
+
+
+@pytest.fixture
+def backends() -> Iterator[dict[str, list[FakeBackend] | FakeBackend]]:
+    started = {
+        "stable": [FakeBackend(f"stable-{i}").start() for i in range(3)],
+        "canary": FakeBackend("canary").start(),
+        "frontend": FakeBackend("frontend").start(),
+    }
+    yield started
+    for backend in [*started["stable"], started["canary"], started["frontend"]]:
+        backend.stop()
+
+
+@pytest.fixture
+def edge(tmp_path, backends) -> Iterator[Edge]:
+    running = start_edge(
+        tmp_path, [b.port for b in backends["stable"]], backends["canary"].port, backends["frontend"].port
+    )
+    yield running
+    running.stop()
+
+
+def test_a_post_that_reached_a_backend_is_never_replayed(edge, backends):
+    for backend in backends["stable"]:
+        backend.drop_posts = True
+    with edge.client() as client:
+        reply = client.post(PREDICT, json=BODY)
+        assert reply.status_code == 502
+        assert sum(backend.posts() for backend in backends["stable"]) == 1
+        # The others stay in the pool: probes and predictions still reach every replica.
+        answered = {client.get("/ready").json()["served_by"] for _ in range(9)}
+    assert answered == {"stable-0", "stable-1", "stable-2"}
+
+
+def test_a_replica_that_refuses_connections_is_skipped(tmp_path, backends):
+    closed = free_port()  # nothing listens there: a replica being replaced
+    live = [b.port for b in backends["stable"][:2]]
+    edge = start_edge(tmp_path, [closed, *live], backends["canary"].port, backends["frontend"].port)
+    try:
+        with edge.client() as client:
+            statuses = [client.post(PREDICT, json=BODY).status_code for _ in range(12)]
+    finally:
+        edge.stop()
+    assert statuses == [200] * 12
+
+
+def test_canary_header_from_an_allowed_network_reaches_the_canary(edge):
+    with edge.client() as client:
+        canary = client.post(PREDICT, json=BODY, headers={"X-Experiment-Group": "canary"})
+        stable = client.post(PREDICT, json=BODY)
+    assert canary.json()["served_by"] == "canary"
+    assert stable.json()["served_by"].startswith("stable-")
+
+
+def test_canary_header_from_a_public_address_gets_stable(tmp_path, backends):
+    edge = start_edge(
+        tmp_path,
+        [b.port for b in backends["stable"]],
+        backends["canary"].port,
+        backends["frontend"].port,
+        allow_canary_from_loopback=False,  # so 127.0.0.1 stands for a client on the internet
+    )
+    try:
+        with edge.client() as client:
+            served = {
+                client.post(PREDICT, json=BODY, headers={"X-Experiment-Group": "canary"}).json()["served_by"]
+                for _ in range(6)
+            }
+    finally:
+        edge.stop()
+    assert backends["canary"].posts() == 0
+    assert all(name.startswith("stable-") for name in served)
+
+
+def test_canary_callers_get_stable_when_the_canary_is_down(edge, backends):
+    backends["canary"].stop()
+    with edge.client() as client:
+        replies = [client.post(PREDICT, json=BODY, headers={"X-Experiment-Group": "canary"}) for _ in range(4)]
+    assert [r.status_code for r in replies] == [200] * 4
+    assert all(r.json()["served_by"].startswith("stable-") for r in replies)
+
+
+def test_the_page_has_its_own_rate_limit(edge, backends):
+    with edge.client() as client:
+        statuses = [client.get("/").status_code for _ in range(120)]
+        api = client.post(PREDICT, json=BODY).status_code
+    assert statuses.count(429) > 0 and statuses[0] == 200
+    assert api == 200  # the page's limit is its own; the API keeps its budget
+    assert backends["frontend"].requests  # the page is proxied to the frontend
+
+
+def test_one_request_id_from_the_edge_to_the_backend(edge, backends):
+    with edge.client() as client:
+        client.post(PREDICT, json=BODY, headers={"X-Request-ID": "trace-123"})
+        client.post(
+            PREDICT, json=BODY, headers={"X-Request-ID": "forged id\twith spaces", "X-Forwarded-For": "6.6.6.6"}
+        )
+    received = [r["request_id"] for b in backends["stable"] for r in b.requests]
+    logged = [line["request_id"] for line in edge.access_log() if line["uri"] == PREDICT]
+    assert "trace-123" in received
+    assert sorted(received) == sorted(logged)  # the same id in nginx's log and at the backend
+    assert all(" " not in rid and "\t" not in rid for rid in received)
+    # The client's own X-Forwarded-For is replaced: the backend limits by the real address.
+    assert {r["forwarded_for"] for b in backends["stable"] for r in b.requests} == {"127.0.0.1"}
+
+
+def test_http_redirects_to_https(edge):
+    reply = httpx.get(edge.http + "/api/v1/model/info", follow_redirects=False)
+    assert reply.status_code == 301 and reply.headers["location"].startswith("https://")
+
+
+def _handshake(edge: Edge, **settings: object) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(edge.cert))
+    for name, value in settings.items():
+        if name == "ciphers":
+            context.set_ciphers(value)
+        else:
+            setattr(context, name, value)
+    port = int(edge.https.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_tls_is_modern_only(edge):
+    with _handshake(edge) as modern:
+        assert modern.version() in ("TLSv1.2", "TLSv1.3")
+    # Forward secrecy and AEAD only: static-RSA and CBC/SHA-1 suites are refused.
+    for legacy in ("AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"):
+        with pytest.raises(ssl.SSLError):
+            _handshake(edge, ciphers=legacy, maximum_version=ssl.TLSVersion.TLSv1_2).close()
+    with pytest.raises(ssl.SSLError):
+        _handshake(edge, maximum_version=ssl.TLSVersion.TLSv1_1, minimum_version=ssl.TLSVersion.TLSv1).close()
+
+
+def test_no_session_tickets_are_issued(edge):
+    with _handshake(edge, maximum_version=ssl.TLSVersion.TLSv1_2) as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        tls.recv(1024)
+        assert not tls.session.has_ticket
