@@ -68,11 +68,25 @@ def test_production_runs_three_hardened_backends_and_a_canary(merged):
     assert services["backend-canary"]["environment"]["MODEL_VERSION"] == ""  # CANARY_MODEL_VERSION unset
 
 
-def test_staging_binds_every_port_to_localhost(merged):
-    for name, service in merged["staging"].items():
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_every_container_drops_all_capabilities_and_privilege_gain(merged, environment):
+    for name, service in merged[environment].items():
+        assert service.get("cap_drop") == ["ALL"], f"{environment} {name} keeps capabilities"
+        assert "no-new-privileges:true" in service.get("security_opt", []), f"{environment} {name}"
+
+
+def test_production_backends_believe_forwarded_addresses_only_from_private_networks(merged):
+    for name in ("backend", "backend-canary"):
+        proxies = merged["production"][name]["environment"]["TRUSTED_PROXIES"].split(",")
+        assert proxies == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], name
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging"])
+def test_dev_and_staging_bind_every_port_to_localhost(merged, environment):
+    for name, service in merged[environment].items():
         for port in service.get("ports", []):
             host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
-            assert host_ip == "127.0.0.1", f"staging {name} publishes {port}"
+            assert host_ip == "127.0.0.1", f"{environment} {name} publishes {port}"
 
 
 def test_dev_mounts_the_code_and_turns_auth_off(merged):

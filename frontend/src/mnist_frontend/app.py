@@ -14,7 +14,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_frontend.backend_client import BackendClient, BackendError, BackendStatus, Prediction
 from mnist_frontend.config import FrontendSettings
-from mnist_frontend.drawing import canvas_png, enlarged, example_digit_png, png_base64
+from mnist_frontend.drawing import UploadError, canvas_png, enlarged, example_digit_png, png_base64, shrink_upload
 
 CANVAS_SIDE = 280
 
@@ -116,8 +116,12 @@ def main() -> None:
         upload = st.file_uploader("…or upload a PNG/JPEG of a digit", type=["png", "jpg", "jpeg"])
         example = st.selectbox("…or try a real MNIST test digit", ["(none)", *map(str, range(10))], key="example_digit")
 
+    upload_error = None
     if upload is not None:
-        png = upload.getvalue()
+        try:
+            png = shrink_upload(upload.getvalue())
+        except UploadError as error:
+            png, upload_error = None, str(error)
     elif example != "(none)":
         png = example_digit_png(int(example))
     else:
@@ -125,7 +129,9 @@ def main() -> None:
 
     with right:
         st.subheader("Prediction")
-        if png is None:
+        if upload_error:
+            st.warning(upload_error)
+        elif png is None:
             st.info("Draw a digit on the canvas: the prediction appears when you lift the pen.")
         elif status.state == "unreachable":
             st.error(status.detail)

@@ -8,10 +8,49 @@ import json
 from importlib import resources
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 # The canvas draws white ink on black; a pixel this bright anywhere means something was drawn.
 INK_LEVEL = 32
+# Uploads: a 24 MP phone photo is the largest the page opens; what it sends on is at most this
+# many pixels a side (the backend reduces to 20x20 anyway, and accepts 2 MP).
+MAX_UPLOAD_PIXELS = 24_000_000
+UPLOAD_SIDE = 560
+
+
+class UploadError(ValueError):
+    """The upload cannot be used; the message is for the person at the page."""
+
+
+def shrink_upload(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS, side: int = UPLOAD_SIDE) -> bytes:
+    """An uploaded PNG/JPEG, checked and reduced to at most ``side`` pixels a side, as PNG.
+
+    The size is read from the header before anything is decoded, and JPEGs decode at a
+    reduced scale, so a hostile file costs the page as little as it would cost the backend.
+    """
+    try:
+        image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+    except Image.DecompressionBombError:
+        raise UploadError(
+            f"That image has far more than {max_pixels // 1_000_000} megapixels; the page refuses it."
+        ) from None
+    except (UnidentifiedImageError, OSError):
+        raise UploadError("That file is not a PNG or JPEG image the page can open.") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise UploadError(
+            f"That image is {width}×{height} pixels; the page accepts at most {max_pixels // 1_000_000} megapixels."
+        )
+    try:
+        image.draft(image.mode, (side, side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that suffices
+        image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    except (OSError, SyntaxError, ValueError):
+        raise UploadError("That image is truncated or corrupt.") from None
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGBA" if "transparency" in image.info or image.mode in ("PA", "P") else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def canvas_png(image_data: np.ndarray | None) -> bytes | None:
