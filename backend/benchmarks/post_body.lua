@@ -20,4 +20,7 @@ end
 
 done = function(summary, latency, requests)
   io.write(string.format("NON2XX %d\n", summary.errors.status))
+  -- wrk --latency prints no p95: print the percentiles bench.py reports, in microseconds.
+  io.write(string.format("PERCENTILES_US %d %d %d %d\n", latency:percentile(50), latency:percentile(90),
+    latency:percentile(95), latency:percentile(99)))
 end
