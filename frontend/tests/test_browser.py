@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.servers import FRONTEND_DIR, start_backend, start_frontend
@@ -101,6 +102,22 @@ def test_page_has_no_serious_accessibility_violations(page, artifacts):
     report = [f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:5]}" for v in serious]
     (artifacts / "axe-violations.txt").write_text("\n".join(report) or "none\n")
     assert not report, "\n".join(report)
+
+
+def test_uploads_are_refused_when_huge_and_shrunk_otherwise(page, tmp_path, artifacts):
+    uploader = page.locator("input[type=file]")
+    huge = tmp_path / "huge.png"  # 30 megapixels in a few KB
+    Image.new("L", (6000, 5000)).save(huge)
+    uploader.set_input_files(str(huge))
+    expect(page.get_by_text("6000×5000 pixels; the page accepts at most 24 megapixels")).to_be_visible(timeout=30_000)
+    page.screenshot(path=artifacts / "upload-refused.png", full_page=True)
+
+    photo = tmp_path / "seven.png"  # 12 megapixels: shrunk by the page, then read by the backend
+    image = Image.new("L", (4000, 3000), 230)
+    ImageDraw.Draw(image).line([(1500, 900), (2500, 900), (1800, 2300)], fill=20, width=160)
+    image.save(photo)
+    uploader.set_input_files(str(photo))
+    expect(page.get_by_test_id("predicted-digit")).to_have_text("7", timeout=30_000)
 
 
 def test_stopping_the_backend_shows_unreachable(page, stack, artifacts):

@@ -32,6 +32,7 @@ def main() -> None:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
         http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_s),
+        loop=settings.event_loop,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_connections,
     )
