@@ -7,6 +7,7 @@ Each test starts ``python -m mnist_backend`` and measures the process itself (RS
 from __future__ import annotations
 
 import io
+import re
 import socket
 import threading
 import time
@@ -119,12 +120,39 @@ def test_decoding_past_its_places_is_a_503_with_retry_after(start_server, model_
     assert refused and len(refused) < len(replies)
     assert refused[0].headers["retry-after"] == "1"
     assert "image-decoding places are taken" in refused[0].json()["detail"]
-    assert metric(server, "mnist_image_decode_rejections_total") == len(refused)
+    assert metric(server, 'mnist_busy_rejections_total{kind="image_decoding"}') == len(refused)
+
+
+def test_concurrent_giant_batch_bodies_cost_little_memory(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false", MAX_CONCURRENT_BATCHES="2")
+    # Just under MAX_BODY_BYTES (4 MiB) of tiny numbers: the most values a body can carry.
+    body = b'{"images": [[' + b",".join([b"0"] * (2 * 1024 * 1024 - 16)) + b"]]}"
+    assert len(body) < 4 * MB
+    before = rss_bytes(server.process.pid)
+    reset_peak_rss(server.process.pid)
+    headers = {"Content-Type": "application/json"}
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(
+            pool.map(
+                lambda _: httpx.post(server.url + "/api/v1/predict/batch", content=body, headers=headers, timeout=60),
+                range(8),
+            )
+        )
+    grown = rss_bytes(server.process.pid, "VmHWM") - before
+    statuses = sorted(r.status_code for r in replies)
+    print(f"8 concurrent 4 MiB batch bodies: statuses {statuses}, peak RSS grew {grown / MB:.0f} MB")
+    assert set(statuses) <= {413, 503} and 413 in statuses
+    too_many = next(r for r in replies if r.status_code == 413)
+    assert re.search(r"holds about 2097136 values; this route accepts at most \d+$", too_many.json()["detail"])
+    busy = [r for r in replies if r.status_code == 503]
+    assert all("batch places are taken" in r.json()["detail"] for r in busy)
+    assert metric(server, 'mnist_busy_rejections_total{kind="batch"}') == len(busy)
+    assert grown < 100 * MB
 
 
 def test_an_abandoned_batch_stops_decoding(start_server, model_dir):
     server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false", MAX_BATCH_PIXELS="600000000")
-    body = {"images": [heavy_png(seed=seed % 4) for seed in range(256)]}  # ~7 MB, ~8 s of decoding
+    body = {"images": [heavy_png(seed=seed % 4) for seed in range(128)]}  # ~3.6 MB, ~4 s of decoding
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(server.url + "/api/v1/predict/batch", json=body, timeout=httpx.Timeout(60, read=0.5))
     wait_until(

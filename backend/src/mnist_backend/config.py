@@ -42,7 +42,8 @@ class Settings(BaseSettings):
         default_factory=list, description="addresses/networks whose X-Forwarded-For is believed; empty = none"
     )
     max_batch: int = Field(256, ge=1)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="any request; batches may be this large")
+    # 4 MiB: 256 images as 784 four-decimal floats (1.4 MB) or as canvas PNGs (~3.3 MB) fit.
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="any request; batches may be this large")
     max_predict_body_bytes: int = Field(1024 * 1024, ge=1024, description="one /api/v1/predict request")
     # 2 MP: a photo of a sheet of paper fits; a canvas drawing is 0.08 MP. Pillow's own
     # decompression-bomb check is set to MAX_BATCH_PIXELS, the most one request may decode.
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     # thread hop (and the GIL handover after it). Larger images go to the decode threads.
     decode_inline_pixels: int = Field(100_000, ge=0, description="images up to this size decode on the event loop")
     decode_queue: int = Field(64, ge=0, description="requests waiting for a decode thread; more get 503")
+    max_concurrent_batches: int = Field(4, ge=1, description="batch requests in progress at once; more get 503")
 
     # asyncio, not uvloop: under saturation uvloop served some connections seconds late (p99 at 64
     # connections 1.1 s against 55 ms, same throughput); at 16 connections it is ~6 % faster.

@@ -18,7 +18,7 @@ from mnist_backend import __version__
 from mnist_backend.api import bench, health, metrics_route, model_info, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.config import Settings
-from mnist_backend.decode_pool import DecodePool
+from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.model_holder = holder
     app.state.load_model = load_model
+    app.state.batch_admission = Admission(settings.max_concurrent_batches, "batch", "batch places")
     app.state.access_control = AccessControl(settings)  # refuses a malformed RATE_LIMIT now, not per request
 
     for module in (health, predict, model_info, metrics_route):

@@ -79,14 +79,19 @@ class ServiceMetrics:
             "mnist_model_ready", "1 when a model is loaded and serving", registry=r, multiprocess_mode="max"
         )
         self.model_reloads = Counter("mnist_model_reloads", "Model (re)load attempts by result", ["result"], registry=r)
-        self.decode_rejections = Counter(
-            "mnist_image_decode_rejections", "Image requests refused (503): every decode place was taken", registry=r
+        self.busy_rejections = Counter(
+            "mnist_busy_rejections",
+            "Requests refused (503) because every place of a kind was taken",
+            ["kind"],
+            registry=r,
         )
         # Pre-create children so every series exists from the first scrape (rate() needs a baseline).
         self._digit_counters = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._inference = {kind: self.inference_latency.labels(kind=kind) for kind in ("single", "batch")}
         for result in ("success", "failure"):
             self.model_reloads.labels(result=result)
+        for kind in ("image_decoding", "batch"):
+            self.busy_rejections.labels(kind=kind)
 
     def record_predictions(self, digits: Iterable[int], confidences: Iterable[float]) -> None:
         for digit, confidence in zip(digits, confidences, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from mnist_backend.api.dependencies import parse_json_body, settings_of
+from mnist_backend.api.predict import IMAGE_VALUES
 from mnist_backend.api.schemas import PredictRequest
 from mnist_backend.security import ApiKeyRequired
 
@@ -19,5 +20,5 @@ _CONSTANT_REPLY = b'{"digit":0,"confidence":1.0}'
 
 @router.post("/bench/noop")
 async def noop(request: Request) -> Response:
-    await parse_json_body(request, PredictRequest, settings_of(request).max_predict_body_bytes)
+    await parse_json_body(request, PredictRequest, settings_of(request).max_predict_body_bytes, IMAGE_VALUES + 8)
     return Response(_CONSTANT_REPLY, media_type="application/json")

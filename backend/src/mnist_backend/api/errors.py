@@ -8,7 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from mnist_backend.decode_pool import DecodePoolSaturatedError
+from mnist_backend.decode_pool import ServiceBusyError
 from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
 from mnist_backend.preprocessing import InvalidImageError
 
@@ -56,10 +56,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _over_pixel_budget(_: Request, error: PixelBudgetExceededError) -> Response:
         return json_response({"detail": str(error)}, 413)
 
-    @app.exception_handler(DecodePoolSaturatedError)
-    async def _saturated(request: Request, error: DecodePoolSaturatedError) -> Response:
-        request.app.state.metrics.decode_rejections.inc()
-        detail = f"too many images are being decoded right now ({error}); retry shortly"
+    @app.exception_handler(ServiceBusyError)
+    async def _busy(request: Request, error: ServiceBusyError) -> Response:
+        request.app.state.metrics.busy_rejections.labels(kind=error.kind).inc()
+        detail = f"the service is busy ({error}); retry shortly"
         return json_response({"detail": detail}, 503, {"Retry-After": "1"})
 
     @app.exception_handler(RequestAbandonedError)

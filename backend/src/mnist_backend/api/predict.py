@@ -26,10 +26,12 @@ from mnist_backend.api.schemas import (
     request_body_schema,
 )
 from mnist_backend.inference import BatchResult, ImageLimits, batch_to_pixels, run_model
-from mnist_backend.preprocessing import decode_base64_image, pixels_from_array, preprocess_canvas_image
+from mnist_backend.preprocessing import MNIST_SIDE, decode_base64_image, pixels_from_array, preprocess_canvas_image
 from mnist_backend.security import ApiKeyRequired
 
 router = APIRouter(prefix="/api/v1", tags=["predict"], dependencies=[ApiKeyRequired])
+# The most JSON values one image may carry: 784 pixels (28 rows of 28 add 28 separators).
+IMAGE_VALUES = MNIST_SIDE * MNIST_SIDE + MNIST_SIDE
 
 
 @router.post(
@@ -41,7 +43,7 @@ router = APIRouter(prefix="/api/v1", tags=["predict"], dependencies=[ApiKeyRequi
 )
 async def predict(request: Request) -> Response:
     settings = settings_of(request)
-    body = await parse_json_body(request, PredictRequest, settings.max_predict_body_bytes)
+    body = await parse_json_body(request, PredictRequest, settings.max_predict_body_bytes, IMAGE_VALUES + 8)
     model = served_model(request)
     if body.image is not None:
         # On the event loop: 784 floats and one small ONNX call cost less than a thread hop.
@@ -65,8 +67,16 @@ async def predict(request: Request) -> Response:
     summary="Predict the digits in up to MAX_BATCH images with one model call",
 )
 async def predict_batch(request: Request) -> Response:
+    # Admitted before the body is read: a batch holds its body and parsed values until it is done.
+    with request.app.state.batch_admission.enter():
+        return await _predict_batch(request)
+
+
+async def _predict_batch(request: Request) -> Response:
     settings = settings_of(request)
-    body = await parse_json_body(request, BatchRequest, settings.max_body_bytes)
+    # Room for twice MAX_BATCH images of floats, so an oversized batch hears how many images it sent.
+    max_values = 2 * (IMAGE_VALUES + 1) * settings.max_batch + 8
+    body = await parse_json_body(request, BatchRequest, settings.max_body_bytes, max_values)
     if len(body.images) > settings.max_batch:
         raise APIError(413, f"too many images in one batch: {len(body.images)} (MAX_BATCH is {settings.max_batch})")
     model = served_model(request)
