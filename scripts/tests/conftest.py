@@ -106,6 +106,8 @@ def backend_url(tmp_path_factory) -> Iterator[str]:
         "HOST": "127.0.0.1",
         "ENVIRONMENT": "staging",
         "API_KEYS_FILE": str(keys),
+        # The tests fail authentication on purpose, many times, from this one address.
+        "AUTH_FAILURE_LIMIT": "1000/minute",
         "LOG_FORMAT": "text",
     }
     process = subprocess.Popen([sys.executable, "-m", "mnist_backend"], env=env, stdout=log, stderr=subprocess.STDOUT)

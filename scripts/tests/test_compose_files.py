@@ -27,6 +27,7 @@ def merged(request, tmp_path_factory) -> dict[str, dict]:
     secret.write_text("x\n")
     env = {
         "API_KEYS_FILE": str(secret),
+        "FRONTEND_API_KEY_FILE": str(secret),
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
         "COMPOSE_PROFILES": "grafana,train,monitoring",
@@ -73,6 +74,17 @@ def test_every_container_drops_all_capabilities_and_privilege_gain(merged, envir
     for name, service in merged[environment].items():
         assert service.get("cap_drop") == ["ALL"], f"{environment} {name} keeps capabilities"
         assert "no-new-privileges:true" in service.get("security_opt", []), f"{environment} {name}"
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_the_page_uses_its_own_key_which_the_backends_accept(merged, environment):
+    services = merged[environment]
+    assert services["frontend"]["environment"]["API_KEY_FILE"] == "/run/secrets/frontend_api_key"
+    assert [s["source"] for s in services["frontend"]["secrets"]] == ["frontend_api_key"]
+    backends = ["backend", "backend-canary"] if environment == "production" else ["backend"]
+    for name in backends:
+        files = services[name]["environment"]["API_KEYS_FILE"].split(",")
+        assert files == ["/run/secrets/api_keys", "/run/secrets/frontend_api_key"], name
 
 
 def test_production_backends_believe_forwarded_addresses_only_from_private_networks(merged):

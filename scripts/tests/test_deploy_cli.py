@@ -51,7 +51,10 @@ def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
     password = tmp_path / "grafana_password"
     password.write_text("x\n")
     result = run_script(
-        "deploy.sh", "staging", "--dry-run", env={"API_KEYS_FILE": "", "GRAFANA_PASSWORD_FILE": str(password)}
+        "deploy.sh",
+        "staging",
+        "--dry-run",
+        env={"API_KEYS_FILE": "", "FRONTEND_API_KEY_FILE": str(password), "GRAFANA_PASSWORD_FILE": str(password)},
     )
     assert result.returncode == 1
     assert "Set API_KEYS_FILE" in result.stdout
@@ -64,6 +67,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
     secret.write_text("k\n")
     env = {
         "API_KEYS_FILE": str(secret),
+        "FRONTEND_API_KEY_FILE": str(secret),
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
         "DEPLOY_STATE_DIR": str(tmp_path / "state"),

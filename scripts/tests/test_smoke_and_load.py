@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import free_port, run_script
 
 
-def run_integration_test(backend_url: str, frontend_url: str, api_key_file: Path) -> subprocess.CompletedProcess:
+def run_integration_test(
+    backend_url: str, frontend_url: str, api_key_file: Path, *extra: str
+) -> subprocess.CompletedProcess:
     return run_script(
         "test-integration.sh",
         "--backend-url",
@@ -20,6 +23,7 @@ def run_integration_test(backend_url: str, frontend_url: str, api_key_file: Path
         str(api_key_file),
         "--timeout",
         "20",
+        *extra,
     )
 
 
@@ -40,6 +44,17 @@ def test_integration_test_reports_a_wrong_api_key(backend_url, tmp_path):
     result = run_integration_test(backend_url, backend_url, wrong)
     assert result.returncode == 1
     assert "FAIL  prediction: expected 200 and digit 7, got 401" in result.stdout
+
+
+def test_integration_test_fails_when_the_canary_header_does_not_reach_the_canary(backend_url, api_key_file):
+    # One backend, no edge: the header changes nothing, so the canary check must say so.
+    model_version = json.loads(urllib.request.urlopen(backend_url + "/ready").read())["model_version"]
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_integration_test(backend_url, closed, api_key_file, "--canary-version", "20991231T000000Z-ca0a41")
+    assert (
+        f"FAIL  canary: expected 20991231T000000Z-ca0a41 for X-Experiment-Group: canary (stable {model_version}), "
+        f"got 200 {model_version}"
+    ) in result.stdout
 
 
 def test_integration_test_gives_up_on_an_unreachable_backend():

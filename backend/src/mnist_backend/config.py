@@ -17,6 +17,9 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+_COMMA_LISTS = ("api_keys", "api_keys_file", "admin_api_keys", "admin_api_keys_file", "cors_origins", "trusted_proxies")
+
+
 class Settings(BaseSettings):
     """Every variable is documented in the repository's ``.env.example``."""
 
@@ -30,11 +33,13 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
 
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list, description="comma-separated")
-    api_keys_file: Path | None = Field(None, description="one key per line; for Docker/Compose secrets")
+    api_keys_file: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="comma-separated files, one key per line; for Docker/Compose secrets"
+    )
     admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="keys allowed to call /api/v1/admin/*; ordinary keys are not"
     )
-    admin_api_keys_file: Path | None = None
+    admin_api_keys_file: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
     rate_limit: str | None = Field(None, description="per valid key (else per client address); empty = off")
     auth_failure_limit: str = Field("10/minute", description="failed authentications per client address")
@@ -77,7 +82,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _split_comma_lists(cls, values: dict) -> dict:
-        for key in ("api_keys", "admin_api_keys", "cors_origins", "trusted_proxies"):
+        for key in _COMMA_LISTS:
             raw = values.get(key)
             if isinstance(raw, str):
                 values[key] = [item.strip() for item in raw.split(",") if item.strip()]
@@ -115,9 +120,9 @@ class Settings(BaseSettings):
         return bool(self.all_api_keys)
 
 
-def _keys(inline: list[SecretStr], file: Path | None, file_variable: str) -> tuple[bytes, ...]:
+def _keys(inline: list[SecretStr], files: list[Path], file_variable: str) -> tuple[bytes, ...]:
     keys = [key.get_secret_value() for key in inline]
-    if file is not None:
+    for file in files:
         try:
             lines = file.read_text().splitlines()
         except OSError as error:

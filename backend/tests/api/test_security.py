@@ -49,12 +49,39 @@ def test_openapi_declares_the_api_key(secured):
     assert schema["paths"]["/api/v1/predict"]["post"]["security"] == [{"APIKey": []}]
 
 
-def test_keys_can_come_from_a_file(model_dir, tmp_path):
-    keys = tmp_path / "keys"
-    keys.write_text("# comment\nfile-key\n\n")
-    settings = make_settings(model_dir, environment="production", api_keys_file=keys)
+def test_keys_can_come_from_several_files(model_dir, tmp_path):
+    clients, page = tmp_path / "api_keys", tmp_path / "frontend_api_key"
+    clients.write_text("# comment\nclient-key\n\n")
+    page.write_text("page-key\n")
+    settings = make_settings(model_dir, environment="production", api_keys_file=f"{clients},{page}")
     with TestClient(create_app(settings)) as client:
-        assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "file-key"}).status_code == 200
+        for key in ("client-key", "page-key"):
+            assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": key}).status_code == 200
+
+
+def test_admin_operations_need_an_admin_key(model_dir):
+    settings = make_settings(model_dir, environment="staging", api_keys="client-key", admin_api_keys="admin-key")
+    with TestClient(create_app(settings)) as client:
+        ordinary = client.post("/api/v1/admin/reload", headers={"X-API-Key": "client-key"})
+        assert ordinary.status_code == 403 and "may not call admin operations" in ordinary.json()["detail"]
+        assert client.post("/api/v1/admin/reload").status_code == 401
+        assert client.post("/api/v1/admin/reload", headers={"X-API-Key": "admin-key"}).status_code == 200
+        # An admin key is not an API key: it cannot predict.
+        assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "admin-key"}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("environment", "address", "status"),
+    [("staging", "127.0.0.1", 403), ("dev", "172.17.0.1", 403), ("dev", "127.0.0.1", 200), ("dev", "::1", 200)],
+)
+def test_without_admin_keys_only_dev_on_this_machine_may_reload(model_dir, environment, address, status):
+    keys = {"api_keys": "client-key"} if environment != "dev" else {}
+    settings = make_settings(model_dir, environment=environment, admin_api_keys="", **keys)
+    with TestClient(create_app(settings), client=(address, 50000)) as client:
+        reply = client.post("/api/v1/admin/reload", headers={"X-API-Key": "client-key"})
+    assert reply.status_code == status
+    if status == 403:
+        assert "admin operations are disabled: set ADMIN_API_KEYS" in reply.json()["detail"]
 
 
 def test_empty_variables_count_as_unset(model_dir, monkeypatch):
