@@ -11,7 +11,7 @@ PY := $(abspath $(VENV))/bin/python
 COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
 # Test suites: every component, monitoring/ and nginx/ (configuration, tested with the real
 # tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts tools/testkit
 STAMP := $(VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
@@ -27,7 +27,7 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
 
-$(STAMP): $(wildcard */pyproject.toml) requirements-dev.txt frontend/package-lock.json
+$(STAMP): $(wildcard */pyproject.toml) tools/testkit/pyproject.toml requirements-dev.txt frontend/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
 		$(foreach c,$(COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt

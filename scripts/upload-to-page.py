@@ -5,7 +5,8 @@
 
 Prints what the page showed; exits 1 when the expected text does not appear within --timeout
 (the page's own error sentences count as an answer only when they are what --expect names).
-Needs Playwright (the frontend's test extra) and Debian's chromium; never downloads a browser.
+Needs what `make install` puts in .venv (Playwright, the dev test kit) and Debian's chromium;
+never downloads a browser.
 Loopback only, like the load test.
 """
 
@@ -13,20 +14,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import shutil
 import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main() -> int:
@@ -41,13 +32,14 @@ def main() -> int:
         return fail(f"{host} is not this machine; upload-to-page.py only talks to loopback")
     if not args.file.is_file():
         return fail(f"{args.file} does not exist")
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
     try:
         from playwright.sync_api import Error, sync_playwright
+
+        from mnist_testkit.browser import CHROMIUM, CHROMIUM_ARGS
     except ImportError:
-        return fail("Playwright is not installed: `make install` installs it with the frontend's test extra")
+        return fail("run it with .venv/bin/python after `make install` (Playwright and the test kit)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(ignore_https_errors=True)  # the self-signed edge of a test stack
             page.goto(args.url, wait_until="networkidle", timeout=args.timeout * 1000)

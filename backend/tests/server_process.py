@@ -3,60 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from mnist_testkit.processes import Process, start_backend
+from mnist_testkit.waiting import http_ok
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mnist_backend"],
-            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)},
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
+    """The kit's backend process, plus what these tests check: JSON log records and a clean stop."""
+
+    def __init__(self, backend: Process) -> None:
+        self.backend = backend
+        self.process = backend.process
+        self.url = backend.url
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.log_path = backend.log_path
 
     def answers(self) -> bool:
-        try:
-            return httpx.get(self.url + "/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return http_ok(self.url + "/health")
 
     def log_records(self) -> list[dict]:
         return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.startswith("{")]
 
     def stop(self) -> None:
         """SIGTERM, as Docker sends it: uvicorn drains, shuts down, then exits by that signal."""
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=20)
-        self._log.close()
+        code = self.backend.stop()
         assert code in (0, -signal.SIGTERM), f"exit code {code}: {self.log_path.read_text()[-2000:]}"
         assert "Application shutdown complete" in self.log_path.read_text()
 
@@ -75,14 +48,13 @@ def reset_peak_rss(pid: int) -> None:
 
 
 def server_starter(tmp_path: Path) -> tuple[Callable[..., ServerProcess], list[ServerProcess]]:
-    servers = []
+    """``start(MODEL_DIR=..., **env)`` starts a real server; every one started is in the list."""
+    servers: list[ServerProcess] = []
 
     def start(**env: str) -> ServerProcess:
-        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log")
+        model_dir = Path(env.pop("MODEL_DIR"))
+        server = ServerProcess(start_backend(model_dir, tmp_path, **env))
         servers.append(server)
-        wait_until(lambda: server.answers() or server.process.poll() is not None, what="the server to answer")
-        if server.process.poll() is not None:
-            raise AssertionError(f"server exited: {server.log_path.read_text()}")
         return server
 
     return start, servers

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mnist_testkit.waiting import wait_until
 from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png
-from tests.server_process import reset_peak_rss, rss_bytes, wait_until
+from tests.server_process import reset_peak_rss, rss_bytes
 
 MB = 1024 * 1024
 BOMBS = {"1-bit palette + tRNS": palette_bomb_png(), "16-bit RGBA": rgba16_bomb_png()}

@@ -9,8 +9,8 @@ import sys
 
 import httpx
 
+from mnist_testkit.waiting import free_port, wait_until
 from tests.api.test_model_and_health import copy_version
-from tests.server_process import free_port, wait_until
 
 
 def test_real_server_predicts_and_logs_json_with_request_ids_but_no_image_data(start_server, model_dir, model_version):

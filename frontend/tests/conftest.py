@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import REPO_ROOT, ScriptedBackend, start_backend
+from mnist_testkit.processes import start_backend
+from tests.servers import REPO_ROOT, ScriptedBackend
 
 ARTIFACTS = REPO_ROOT / "artifacts" / "frontend"
 
@@ -22,9 +23,9 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def backend_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real backend process serving the default model, shared by the tests that only read."""
-    process, url = start_backend(model_dir, tmp_path_factory.mktemp("logs"))
-    yield url
-    process.stop()
+    backend = start_backend(model_dir, tmp_path_factory.mktemp("logs"))
+    yield backend.url
+    backend.stop()
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_error_replies_become_one_sentence(scripted, status, body, headers, kind
 
 
 def test_slow_backend_times_out_with_a_message(scripted):
-    scripted.reply("/api/v1/predict", 200, {}, delay=2)
+    scripted.reply("/api/v1/predict", 200, {}, delay_s=2)
     with pytest.raises(BackendError, match=r"did not answer within 0\.5 s"):
         client_for(scripted.url, request_timeout_s=0.5).predict_png(example_digit_png(1))
 
@@ -73,5 +73,5 @@ def test_api_key_is_sent_from_the_environment_or_a_file(scripted, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_text("# shared with the backend's API_KEYS_FILE: the first key is used\nfrom-file\nsecond-key\n")
     client_for(scripted.url, api_key_file=key_file).status()
-    sent = [headers.get("X-API-Key") for _, _, headers in scripted.requests]
+    sent = [request.headers.get("x-api-key") for request in scripted.requests]
     assert "from-env" in sent and "from-file" in sent

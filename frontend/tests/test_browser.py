@@ -4,7 +4,6 @@ a real `streamlit run`. Screenshots of each state go to artifacts/frontend/."""
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,17 +11,10 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.servers import FRONTEND_DIR, start_backend, start_frontend
+from mnist_testkit.browser import CHROMIUM, CHROMIUM_ARGS
+from mnist_testkit.processes import start_backend, start_frontend
+from tests.servers import FRONTEND_DIR
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -30,9 +22,9 @@ AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
 def stack(model_dir, tmp_path_factory) -> Iterator[dict]:
     """Its own backend (the test stops it) and the page pointing at it."""
     logs = tmp_path_factory.mktemp("browser-logs")
-    backend, backend_url = start_backend(model_dir, logs)
-    frontend, frontend_url = start_frontend(backend_url, logs)
-    yield {"backend": backend, "frontend_url": frontend_url}
+    backend = start_backend(model_dir, logs)
+    frontend = start_frontend(backend.url, logs)
+    yield {"backend": backend, "frontend_url": frontend.url}
     frontend.stop()
     backend.stop()
 

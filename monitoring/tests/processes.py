@@ -1,23 +1,29 @@
-"""Start and stop the real programs the monitoring tests use (all on 127.0.0.1)."""
+"""What the monitoring tests start (all on 127.0.0.1): the kit's processes, a Slack stand-in."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
+from mnist_testkit.processes import Process
+from mnist_testkit.processes import start_backend as start_kit_backend
+from mnist_testkit.recording import RecordingServer, Reply
+from mnist_testkit.waiting import free_port, http_ok, wait_until
 
 MONITORING = Path(__file__).resolve().parents[1]
 REPO_ROOT = MONITORING.parent
+
+__all__ = [
+    "MONITORING",
+    "REPO_ROOT",
+    "Process",
+    "SlackStandIn",
+    "free_port",
+    "http_ok",
+    "require",
+    "start_backend",
+    "wait_until",
+]
 
 
 def require(binary: str) -> str:
@@ -27,89 +33,21 @@ def require(binary: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-class Process:
-    def __init__(self, command: list[str], log_path: Path, health_url: str | None = None, **env: str) -> None:
-        self.command = command
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **env})
-        if health_url:
-            wait_until(lambda: http_ok(health_url) or self.process.poll() is not None, what=f"{command[0]} to answer")
-            if self.process.poll() is not None:
-                raise AssertionError(f"{command[0]} exited:\n{log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_backend(model_dir: Path, port: int, logs: Path) -> Process:
-    return Process(
-        [sys.executable, "-m", "mnist_backend"],
-        logs / f"backend-{time.monotonic_ns()}.log",
-        f"http://127.0.0.1:{port}/ready",
-        MODEL_DIR=str(model_dir),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_FORMAT="text",
-        ACCESS_LOG="false",
-    )
+    """A real backend on ``port`` (a fixed one, so a restarted backend is the same scrape target)."""
+    return start_kit_backend(model_dir, logs, port=port, ACCESS_LOG="false")
 
 
-class SlackStandIn:
-    """A local HTTP server that records what Alertmanager posts to the Slack webhook."""
+class SlackStandIn(RecordingServer):
+    """Records what Alertmanager posts to the Slack webhook (answers 200 "ok", as Slack does)."""
 
     def __init__(self) -> None:
-        self.messages: list[dict] = []
-        outer = self
+        super().__init__(default=Reply(200, b"ok"))
+        self.url = f"{self.url}/services/T000/B000/slack-stand-in"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.messages.append({"path": self.path, "payload": json.loads(body)})
-                self.send_response(200)
-                self.send_header("content-length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/slack-stand-in"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def messages(self) -> list[dict]:
+        return [{"path": r.path, "payload": r.json()} for r in self.received("POST")]
 
     def titles(self) -> list[str]:
         return [a.get("title", "") for m in self.messages for a in m["payload"].get("attachments", [])]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -1,4 +1,4 @@
-"""The real ``nginx/nginx.conf`` on 127.0.0.1, with fake backends whose every request is recorded.
+"""The real ``nginx/nginx.conf`` on 127.0.0.1, in front of recording stand-ins for the backends.
 
 Only what cannot exist outside Compose is rewritten: upstream host names become local
 ports, listen ports become free ports, paths move into a temporary directory. Each rewrite
@@ -9,96 +9,27 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import ssl
 import subprocess
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from mnist_testkit.recording import RecordingServer, Reply
+from mnist_testkit.waiting import free_port, wait_until
+
 NGINX_CONF = Path(__file__).resolve().parents[1] / "nginx.conf"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def fake_backend(name: str) -> RecordingServer:
+    """Answers every request with ``{"served_by": name}``; ``drop_posts`` makes it die on POSTs."""
+    return RecordingServer(default=Reply(200, {"served_by": name}))
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-@dataclass
-class FakeBackend:
-    """An HTTP server that records requests; ``drop_posts`` closes the connection unanswered."""
-
-    name: str
-    drop_posts: bool = False
-    requests: list[dict] = field(default_factory=list)
-
-    def start(self) -> FakeBackend:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _record(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                self.rfile.read(length)
-                outer.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "request_id": self.headers.get("x-request-id"),
-                        "forwarded_for": self.headers.get("x-forwarded-for"),
-                    }
-                )
-
-            def _reply(self, status: int = 200) -> None:
-                body = json.dumps({"served_by": outer.name}).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                self._record()
-                self._reply()
-
-            def do_POST(self) -> None:
-                self._record()
-                if outer.drop_posts:  # what an OOM-killed replica looks like from nginx
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                self._reply()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def posts(self) -> int:
-        return sum(1 for request in self.requests if request["method"] == "POST")
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def drop_posts(backend: RecordingServer, path: str) -> None:
+    """What an OOM-killed replica looks like from nginx: the connection closes, no answer."""
+    backend.reply(path, drop=True)
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:

@@ -9,22 +9,24 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.edge import Edge, FakeBackend, free_port, start_edge
+from mnist_testkit.recording import RecordingServer
+from mnist_testkit.waiting import free_port
+from tests.edge import Edge, drop_posts, fake_backend, start_edge
 
 PREDICT = "/api/v1/predict"
 BODY = {"image": [0.0] * 784}
 
 
 @pytest.fixture
-def backends() -> Iterator[dict[str, list[FakeBackend] | FakeBackend]]:
+def backends() -> Iterator[dict[str, list[RecordingServer] | RecordingServer]]:
     started = {
-        "stable": [FakeBackend(f"stable-{i}").start() for i in range(3)],
-        "canary": FakeBackend("canary").start(),
-        "frontend": FakeBackend("frontend").start(),
+        "stable": [fake_backend(f"stable-{i}") for i in range(3)],
+        "canary": fake_backend("canary"),
+        "frontend": fake_backend("frontend"),
     }
     yield started
     for backend in [*started["stable"], started["canary"], started["frontend"]]:
-        backend.stop()
+        backend.close()
 
 
 @pytest.fixture
@@ -38,11 +40,11 @@ def edge(tmp_path, backends) -> Iterator[Edge]:
 
 def test_a_post_that_reached_a_backend_is_never_replayed(edge, backends):
     for backend in backends["stable"]:
-        backend.drop_posts = True
+        drop_posts(backend, PREDICT)
     with edge.client() as client:
         reply = client.post(PREDICT, json=BODY)
         assert reply.status_code == 502
-        assert sum(backend.posts() for backend in backends["stable"]) == 1
+        assert sum(len(backend.received("POST")) for backend in backends["stable"]) == 1
         # The others stay in the pool: probes and predictions still reach every replica.
         answered = {client.get("/ready").json()["served_by"] for _ in range(9)}
     assert answered == {"stable-0", "stable-1", "stable-2"}
@@ -84,12 +86,12 @@ def test_canary_header_from_a_public_address_gets_stable(tmp_path, backends):
             }
     finally:
         edge.stop()
-    assert backends["canary"].posts() == 0
+    assert not backends["canary"].received("POST")
     assert all(name.startswith("stable-") for name in served)
 
 
 def test_canary_callers_get_stable_when_the_canary_is_down(edge, backends):
-    backends["canary"].stop()
+    backends["canary"].close()
     with edge.client() as client:
         replies = [client.post(PREDICT, json=BODY, headers={"X-Experiment-Group": "canary"}) for _ in range(4)]
     assert [r.status_code for r in replies] == [200] * 4
@@ -111,13 +113,13 @@ def test_one_request_id_from_the_edge_to_the_backend(edge, backends):
         client.post(
             PREDICT, json=BODY, headers={"X-Request-ID": "forged id\twith spaces", "X-Forwarded-For": "6.6.6.6"}
         )
-    received = [r["request_id"] for b in backends["stable"] for r in b.requests]
+    received = [r.headers["x-request-id"] for b in backends["stable"] for r in b.requests]
     logged = [line["request_id"] for line in edge.access_log() if line["uri"] == PREDICT]
     assert "trace-123" in received
     assert sorted(received) == sorted(logged)  # the same id in nginx's log and at the backend
     assert all(" " not in rid and "\t" not in rid for rid in received)
     # The client's own X-Forwarded-For is replaced: the backend limits by the real address.
-    assert {r["forwarded_for"] for b in backends["stable"] for r in b.requests} == {"127.0.0.1"}
+    assert {r.headers["x-forwarded-for"] for b in backends["stable"] for r in b.requests} == {"127.0.0.1"}
 
 
 def test_http_redirects_to_https(edge):

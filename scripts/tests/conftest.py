@@ -1,19 +1,17 @@
-"""Helpers for the deployment-script tests: run a script, a real backend, a local HTTP receiver."""
+"""Helpers for the deployment-script tests: run a script, a real backend and a Slack stand-in (the kit's)."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from mnist_testkit.processes import start_backend
+from mnist_testkit.recording import RecordingServer, Reply
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
@@ -35,12 +33,6 @@ def run_script(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 COMPOSE_VERSIONS = ("v1", "v2")
 
 
@@ -53,33 +45,20 @@ def compose_available() -> bool:
     return any(compose_answers(version) for version in COMPOSE_VERSIONS)
 
 
-class Receiver:
-    """A local stand-in for Slack's incoming webhook: records every POST body."""
+class Receiver(RecordingServer):
+    """A local stand-in for Slack's incoming webhook: ``received`` is every POST, decoded."""
 
     def __init__(self, status: int = 200) -> None:
-        self.received: list[dict] = []
-        received = self.received
+        super().__init__(default=Reply(status, b"ok"))
+        self.url = f"{self.url}/services/T000/B000/XXXX"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(
-                    {"path": self.path, "content_type": self.headers["Content-Type"], "json": json.loads(body)}
-                )
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/services/T000/B000/XXXX"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def received(self) -> list[dict]:
+        return [
+            {"path": r.path, "content_type": r.headers.get("content-type"), "json": r.json()}
+            for r in self.requests
+            if r.method == "POST"
+        ]
 
 
 @pytest.fixture
@@ -97,34 +76,16 @@ def backend_url(tmp_path_factory) -> Iterator[str]:
         raise AssertionError(f"no model in {models}: run 'make model' first")
     keys = tmp_path_factory.mktemp("secrets") / "api_keys"
     keys.write_text("# test key\nscripts-test-key\n")
-    port = free_port()
-    log = (tmp_path_factory.mktemp("logs") / "backend.log").open("w")
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(models),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "ENVIRONMENT": "staging",
-        "API_KEYS_FILE": str(keys),
+    backend = start_backend(
+        models,
+        tmp_path_factory.mktemp("logs"),
+        ENVIRONMENT="staging",
+        API_KEYS_FILE=str(keys),
         # The tests fail authentication on purpose, many times, from this one address.
-        "AUTH_FAILURE_LIMIT": "1000/minute",
-        "LOG_FORMAT": "text",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "mnist_backend"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the backend did not start; see {log.name}") from None
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+        AUTH_FAILURE_LIMIT="1000/minute",
+    )
+    yield backend.url
+    backend.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import free_port, run_script
+from mnist_testkit.waiting import free_port
+from tests.conftest import run_script
 
 
 def run_integration_test(
