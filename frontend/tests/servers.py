@@ -8,6 +8,7 @@ from mnist_testkit.recording import RecordingServer
 
 FRONTEND_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = FRONTEND_DIR.parent
+APP_PATH = FRONTEND_DIR / "src" / "mnist_frontend" / "app.py"
 
 
 class ScriptedBackend(RecordingServer):

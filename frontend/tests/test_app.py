@@ -8,7 +8,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.servers import APP_PATH, free_port
+from mnist_testkit.waiting import free_port
+from tests.servers import APP_PATH
 
 
 @pytest.fixture

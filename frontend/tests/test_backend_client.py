@@ -7,7 +7,7 @@ import pytest
 from mnist_frontend.backend_client import BackendClient, BackendError
 from mnist_frontend.config import FrontendSettings
 from mnist_frontend.drawing import example_digit_png
-from tests.servers import free_port
+from mnist_testkit.waiting import free_port
 
 
 def client_for(url: str, **settings: object) -> BackendClient:

@@ -146,7 +146,12 @@ def test_dockerfiles_are_multi_stage_non_root_with_a_python_healthcheck(dockerfi
 
 def test_dockerignore_sends_only_what_the_images_copy():
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    assert ignore[ignore.index("**") if "**" in ignore else -1] == "**"
+    rules = [line.strip() for line in ignore if line.strip() and not line.lstrip().startswith("#")]
+    # An allow-list: ignore everything first, then re-include; only caches are ignored again after.
+    assert rules[0] == "**", f"the first rule must be '**', not {rules[0]!r}"
+    includes = [i for i, rule in enumerate(rules) if rule.startswith("!")]
+    assert includes == list(range(1, len(includes) + 1)), "every re-include (!) must follow '**' directly"
+    assert all("__pycache__" in rule or rule.endswith(".pyc") for rule in rules[len(includes) + 1 :])
     for dockerfile in DOCKERFILES:
         for source in re.findall(r"^COPY (?:--chown=\S+ )?(\S+)", (REPO_ROOT / dockerfile).read_text(), re.MULTILINE):
             if source.startswith("--from"):

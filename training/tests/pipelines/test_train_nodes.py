@@ -44,10 +44,11 @@ def test_augmentation_moves_pixels_but_can_be_switched_off():
     assert build_augmentation(params.model_copy(update={"enabled": False})) is None
 
 
-def test_device_auto_falls_back_to_cpu_without_cuda():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
+@pytest.mark.parametrize(("cuda_available", "expected"), [(False, "cpu"), (True, "cuda")])
+def test_device_auto_picks_cuda_only_when_it_is_available(monkeypatch, cuda_available, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_available)
     assert resolve_device("auto").type == expected
-    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("cpu").type == "cpu"  # an explicit choice is never overridden
 
 
 @pytest.mark.parametrize(
