@@ -129,9 +129,10 @@ security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checko
 SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh)
 
 .PHONY: lint
-lint: install ## Lint and check formatting (ruff for Python, shellcheck for the shell scripts)
+lint: install ## Lint, type-check and check formatting (ruff, mypy, shellcheck)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
 
 .PHONY: format

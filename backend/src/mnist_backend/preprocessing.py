@@ -16,6 +16,7 @@ import base64
 import binascii
 import io
 import warnings
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -122,12 +123,17 @@ def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
         raise InvalidImageError(f"{where} is a truncated or corrupt image") from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         alpha = (image if image.mode != "P" else image.convert("RGBA")).getchannel("A")
-        if alpha.getextrema()[0] < _OPAQUE:
+        if channel_extrema(alpha)[0] < _OPAQUE:
             return alpha
     gray = image.convert("L")
     pixels = np.asarray(gray)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     return ImageOps.invert(gray) if np.median(border) > 127 else gray
+
+
+def channel_extrema(channel: Image.Image) -> tuple[int, int]:
+    """Smallest and largest value of a one-band 8-bit image."""
+    return cast(tuple[int, int], channel.getextrema())
 
 
 def preprocess_canvas_image(image: Image.Image, where: str = "image_base64") -> np.ndarray:

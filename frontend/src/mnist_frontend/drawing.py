@@ -8,7 +8,7 @@ import json
 from importlib import resources
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 # The canvas draws white ink on black; a pixel this bright anywhere means something was drawn.
 INK_LEVEL = 32
@@ -29,7 +29,7 @@ def shrink_upload(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS, side: int = 
     reduced scale, so a hostile file costs the page as little as it would cost the backend.
     """
     try:
-        image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
+        image: Image.Image = Image.open(io.BytesIO(data), formats=("PNG", "JPEG"))
     except Image.DecompressionBombError:
         raise UploadError(
             f"That image has far more than {max_pixels // 1_000_000} megapixels; the page refuses it."
@@ -42,7 +42,8 @@ def shrink_upload(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS, side: int = 
             f"That image is {width}×{height} pixels; the page accepts at most {max_pixels // 1_000_000} megapixels."
         )
     try:
-        image.draft(image.mode, (side, side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that suffices
+        if isinstance(image, ImageFile.ImageFile):
+            image.draft(image.mode, (side, side))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that suffices
         image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
     except (OSError, SyntaxError, ValueError):
         raise UploadError("That image is truncated or corrupt.") from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,7 +35,7 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
     )
 
 
-def describe_validation_errors(errors: list[dict]) -> str:
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's error list as one sentence a person can act on."""
     parts = []
     for error in errors[:3]:

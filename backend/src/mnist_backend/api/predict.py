@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from typing import cast
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
@@ -49,7 +50,8 @@ async def predict(request: Request) -> Response:
         # On the event loop: 784 floats and one small ONNX call cost less than a thread hop.
         pixels = pixels_from_array(body.image, "image")
     else:
-        image = decode_base64_image(body.image_base64, settings.max_image_pixels)  # the header only
+        # PredictRequest's validator guarantees exactly one of image / image_base64.
+        image = decode_base64_image(cast(str, body.image_base64), settings.max_image_pixels)  # the header only
         if image.width * image.height <= settings.decode_inline_pixels:
             pixels = preprocess_canvas_image(image)
         else:

@@ -46,6 +46,8 @@ def export_to_onnx(model: nn.Module, params: ExportParams) -> bytes:
         dynamo=True,
         verbose=False,
     )
+    if program is None:  # torch returns None only for the legacy (non-dynamo) exporter
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     return program.model_proto.SerializeToString()
 
 
