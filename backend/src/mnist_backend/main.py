@@ -15,14 +15,14 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from mnist_backend import __version__
-from mnist_backend.api import bench, health, metrics_route, model_info, predict
+from mnist_backend.api import admin, bench, health, metrics_route, model_info, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.config import Settings
 from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
-from mnist_backend.security import AccessControl
+from mnist_backend.security import AccessControl, client_dependencies
 
 logger = logging.getLogger(__name__)
 
@@ -76,10 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.batch_admission = Admission(settings.max_concurrent_batches, "batch", "batch places")
     app.state.access_control = AccessControl(settings)  # refuses a malformed RATE_LIMIT now, not per request
 
-    for module in (health, predict, model_info, metrics_route):
+    for module in (health, metrics_route, admin):
         app.include_router(module.router)
-    if settings.enable_bench_endpoint:
-        app.include_router(bench.router)
+    # Keys and rate limits: dependencies of the client routes, so they run after routing.
+    for module in (predict, model_info, *((bench,) if settings.enable_bench_endpoint else ())):
+        app.include_router(module.router, dependencies=client_dependencies(settings))
     install_error_handlers(app)
 
     # Added innermost first: the request id and metrics wrap everything, 413 included. Keys and

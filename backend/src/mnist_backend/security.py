@@ -1,9 +1,10 @@
 """API keys, admin keys and rate limits, as FastAPI dependencies that routes declare.
 
-They run after routing, so a 401 or 429 is counted under the route's template and OpenAPI
-documents the key by itself. The rate limit is keyed on a *valid* key (never on whatever a
-client sends), otherwise on the client address; failed authentications are limited per
-address on their own, so guessing keys ends in 429s.
+They run after routing, so a 401 or 429 is counted under the route's template, and OpenAPI
+documents the key by itself, only where the service requires one (``client_dependencies``).
+The rate limit is keyed on a *valid* key (never on whatever a client sends), otherwise on the
+client address; failed authentications are limited per address on their own, so guessing
+keys ends in 429s.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hmac
 import ipaddress
 import math
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
@@ -141,8 +142,18 @@ def _access_control(request: Request) -> AccessControl:
 
 
 async def require_api_key(request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
-    """Dependency of every ``/api/`` route: a valid key (when keys are configured) within the rate limit."""
+    """The client routes' dependency when keys are configured: a valid key, within the rate limit."""
     _access_control(request).authorize(request, api_key)
+
+
+async def limit_rate(request: Request) -> None:
+    """The client routes' dependency without keys (dev): the rate limit per address, no key asked."""
+    _access_control(request).authorize(request, None)
+
+
+def client_dependencies(settings: Settings) -> list[Any]:
+    """What every client route depends on; OpenAPI declares the key only where one is required."""
+    return [Depends(require_api_key)] if settings.auth_enabled else [Depends(limit_rate)]
 
 
 async def require_admin_key(request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
@@ -150,5 +161,4 @@ async def require_admin_key(request: Request, api_key: Annotated[str | None, Sec
     _access_control(request).authorize_admin(request, api_key)
 
 
-ApiKeyRequired = Depends(require_api_key)
 AdminKeyRequired = Depends(require_admin_key)

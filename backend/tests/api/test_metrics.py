@@ -32,7 +32,9 @@ def test_metrics_count_requests_by_route_template_and_predictions_by_digit(clien
     assert sample(text, "mnist_http_request_duration_seconds_count", route="/api/v1/predict") == 4
     assert sample(text, "mnist_model_info", version=model_version) == 1
     assert sample(text, "mnist_model_ready") == 1
-    assert "mnist_http_requests_in_flight" in text
+    assert sample(text, "mnist_http_requests_in_flight") == 1  # the /metrics request itself
+    assert sample(text, "mnist_busy_rejections_total", kind="image_decoding") == 0  # present from the start
+    assert sample(text, "mnist_model_reloads_total", result="success") == 1
     # Raw paths never become label values.
     assert "/no/such/path" not in text
     assert sample(text, "mnist_http_requests_total", route="<unmatched>", status="404") == 1

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Request, Response
 from mnist_backend.api.dependencies import parse_json_body, settings_of
 from mnist_backend.api.predict import IMAGE_VALUES
 from mnist_backend.api.schemas import PredictRequest
-from mnist_backend.security import ApiKeyRequired
 
-router = APIRouter(prefix="/api/v1", include_in_schema=False, dependencies=[ApiKeyRequired])
+router = APIRouter(prefix="/api/v1", include_in_schema=False)
 
 _CONSTANT_REPLY = b'{"digit":0,"confidence":1.0}'
 

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-# Strict: a pixel is a JSON number; true and "0.5" are refused, not coerced.
+# Strict: a pixel is a JSON number; true and "0.5" are refused, not coerced. Lengths and the
+# 0..1 range are checked by pixels_from_array (its 422s name the bad value); the documented
+# schema states them all, so clients and fuzzers know exactly what is valid.
 Pixel = Annotated[float, Field(strict=True)]
+_PIXEL_SCHEMA = {"type": "number", "minimum": 0, "maximum": 1}
+_ROW_SCHEMA = {"type": "array", "items": _PIXEL_SCHEMA, "minItems": 28, "maxItems": 28}
 PixelArray = Annotated[
     list[Pixel] | list[list[Pixel]],
-    Field(
-        union_mode="left_to_right",
-        description="784 values, or 28 rows of 28, between 0 and 1: white digit on black (MNIST convention)",
+    Field(union_mode="left_to_right"),
+    WithJsonSchema(
+        {
+            "description": "784 values, or 28 rows of 28, between 0 and 1: white digit on black (MNIST convention)",
+            "oneOf": [
+                {"type": "array", "items": _PIXEL_SCHEMA, "minItems": 784, "maxItems": 784},
+                {"type": "array", "items": _ROW_SCHEMA, "minItems": 28, "maxItems": 28},
+            ],
+        }
     ),
 ]
 Base64Image = Annotated[
@@ -21,17 +32,35 @@ Base64Image = Annotated[
 ]
 
 
+# A real 28x28 PNG of a "1" (a vertical stroke), so the documented example is a valid request.
+EXAMPLE_PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAHUlEQVR42mNgoD9gROH9RxVgwqdzVHJUkghJ"
+    + "GgEA7SsBKkgRMQcAAAAASUVORK5CYII="
+)
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"image": [0.0] * 784}, {"image_base64": "iVBORw0KGgo...", "return_input": True}]
+            "examples": [{"image": [0.0] * 784}, {"image_base64": EXAMPLE_PNG_BASE64, "return_input": True}],
+            # Exactly one image: both subschemas match when both keys are sent, so oneOf refuses it.
+            "oneOf": [{"required": ["image"]}, {"required": ["image_base64"]}],
         },
     )
 
-    image: PixelArray | None = None
-    image_base64: Base64Image | None = None
-    return_input: bool = Field(False, description="also return the 28x28 image the model saw (0..1)")
+    # Optional in Python, never null on the wire: the schema documents the two real shapes only.
+    image: PixelArray | SkipJsonSchema[None] = None
+    image_base64: Base64Image | SkipJsonSchema[None] = None
+    return_input: bool = Field(False, strict=True, description="also return the 28x28 image the model saw (0..1)")
+
+    @field_validator("image", "image_base64", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Only an explicit null gets here (defaults are not validated): leave the field out instead.
+        if value is None:
+            raise ValueError("must be left out, not null")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> Self:
@@ -44,9 +73,11 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     images: list[PixelArray | Base64Image] = Field(
-        min_length=1, description="pixel arrays and/or base64 images; at most MAX_BATCH (default 256) per request"
+        min_length=1,
+        description="pixel arrays and/or base64 images; at most MAX_BATCH (default 256) per request",
+        json_schema_extra={"maxItems": 256},
     )
-    return_input: bool = False
+    return_input: bool = Field(False, strict=True)
 
 
 class Prediction(BaseModel):
