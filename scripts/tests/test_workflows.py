@@ -29,8 +29,16 @@ def steps(document: dict):
             yield job_name, step
 
 
-def test_the_four_workflows_exist():
-    assert [path.name for path in WORKFLOWS] == ["backend.yml", "deploy.yml", "frontend.yml", "training.yml"]
+def test_the_workflows_exist():
+    names = [path.name for path in WORKFLOWS]
+    assert names == ["backend.yml", "deploy.yml", "frontend.yml", "image.yml", "training.yml"]
+
+
+def test_backend_and_frontend_build_their_images_through_the_one_reusable_workflow():
+    for component, sibling in (("backend", "frontend"), ("frontend", "backend")):
+        job = load(REPO_ROOT / ".github" / "workflows" / f"{component}.yml")["jobs"]["image"]
+        assert job["uses"] == "$/.github/workflows/image.yml"
+        assert job["with"] == {"component": component, "sibling": sibling}
 
 
 # Both linters come from requirements-dev.txt (make install). shellcheck on actionlint's command
