@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from mnist_backend.config import Settings
 from mnist_backend.main import create_app
+from mnist_testkit.models import trained_model_dir
 from tests.server_process import ServerProcess, server_starter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +29,7 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    path = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
-    if not (path / "CURRENT").is_file():
-        pytest.fail(f"no trained model in {path}: run `make train` (or `make test`, which trains one when missing)")
-    return path
+    return trained_model_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from mnist_testkit.models import trained_model_dir
 from mnist_testkit.processes import start_backend
 from tests.servers import REPO_ROOT, ScriptedBackend
 
@@ -14,10 +14,7 @@ ARTIFACTS = REPO_ROOT / "artifacts" / "frontend"
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    path = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
-    if not (path / "CURRENT").is_file():
-        pytest.fail(f"no trained model in {path}: run `make train` (or `make test`, which trains one when missing)")
-    return path
+    return trained_model_dir()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ real Alertmanager to a local stand-in for Slack, and the resolution follows the 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from mnist_testkit.models import trained_model_dir
 from tests.processes import (
     MONITORING,
     REPO_ROOT,
@@ -131,10 +131,7 @@ http {{
 
 @pytest.fixture(scope="module")
 def model_dir() -> Path:
-    path = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
-    if not (path / "CURRENT").is_file():
-        pytest.fail(f"no trained model in {path}: run `make train`")
-    return path
+    return trained_model_dir()
 
 
 @pytest.fixture(scope="module")

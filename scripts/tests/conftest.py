@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mnist_testkit.models import trained_model_dir
 from mnist_testkit.processes import start_backend
 from mnist_testkit.recording import RecordingServer, Reply
 
@@ -71,9 +72,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture(scope="session")
 def backend_url(tmp_path_factory) -> Iterator[str]:
     """A real backend process (uvicorn) serving the default model, with one API key."""
-    models = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
-    if not (models / "CURRENT").exists():
-        raise AssertionError(f"no model in {models}: run 'make model' first")
+    models = trained_model_dir()
     keys = tmp_path_factory.mktemp("secrets") / "api_keys"
     keys.write_text("# test key\nscripts-test-key\n")
     backend = start_backend(
