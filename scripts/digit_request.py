@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-DIGITS = Path(__file__).resolve().parent.parent / "backend" / "tests" / "data" / "mnist_test_digits.json"
+# The hub's one copy of the held-out digits: the drawing page ships them, everything else reads them.
+DIGITS = Path(__file__).resolve().parent.parent / "frontend" / "src" / "mnist_frontend" / "example_digits.json"
 
 
 def request_body(digit: int = 7) -> bytes:

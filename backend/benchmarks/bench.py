@@ -36,7 +36,8 @@ from PIL import Image, ImageFilter
 from mnist_backend.model import load_model_version
 
 HERE = Path(__file__).resolve().parent
-DIGITS_FILE = HERE.parent / "tests" / "data" / "mnist_test_digits.json"
+# The hub's one copy of the held-out digits (the drawing page ships them).
+DIGITS_FILE = HERE.parents[1] / "frontend" / "src" / "mnist_frontend" / "example_digits.json"
 LUA_SCRIPT = HERE / "post_body.lua"
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,11 +19,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from mnist_backend.config import Settings
 from mnist_backend.main import create_app
+from mnist_testkit.digits import load_digits
 from mnist_testkit.models import trained_model_dir
 from tests.server_process import ServerProcess, server_starter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +51,7 @@ def registry_copy(tmp_path: Path, model_dir: Path, model_version: str) -> Path:
 @pytest.fixture(scope="session")
 def mnist_digits() -> dict[int, np.ndarray]:
     """One real held-out MNIST image per digit, uint8 28x28, white on black."""
-    raw = json.loads((DATA / "mnist_test_digits.json").read_text())["images"]
-    return {int(digit): np.asarray(pixels, dtype=np.uint8) for digit, pixels in raw.items()}
+    return {digit: np.asarray(rows, dtype=np.uint8) for digit, rows in load_digits().items()}
 
 
 ADMIN_KEY = "test-admin-key"

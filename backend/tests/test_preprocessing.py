@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_backend.inference import image_to_pixels
 from mnist_backend.preprocessing import (
     InvalidImageError,
     center_by_mass,
@@ -137,7 +136,7 @@ def test_undecodable_images_are_rejected(payload, message):
 def test_truncated_png_is_rejected():
     raw = base64.b64decode(png_base64(draw_stroke_image()))
     with pytest.raises(InvalidImageError, match=r"truncated or corrupt|not a PNG"):
-        image_to_pixels(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7)
+        preprocess_canvas_image(decode_base64_image(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7))
 
 
 def test_oversized_images_are_refused_before_decoding():

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import yaml
 
+from mnist_testkit.digits import load_digits
 from mnist_testkit.models import trained_model_dir
 from tests.processes import (
     MONITORING,
-    REPO_ROOT,
     Process,
     SlackStandIn,
     free_port,
@@ -200,7 +200,7 @@ def stack(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def serve_real_traffic(stack: dict) -> None:
-    digits = json.loads((REPO_ROOT / "backend" / "tests" / "data" / "mnist_test_digits.json").read_text())["images"]
+    digits = load_digits()
     with httpx.Client(timeout=10) as client:
         for base in (stack["backend"], stack["nginx"]):  # directly, and through the edge
             for pixels in digits.values():

@@ -59,12 +59,6 @@ class RateLimiter:
             return None
         return self._seconds_left(identity)
 
-    def exhausted(self, identity: str) -> int | None:
-        """Seconds left when ``identity`` has used its window up, without counting a request."""
-        if self._limiter.test(self.limit, identity):
-            return None
-        return self._seconds_left(identity)
-
     def _seconds_left(self, identity: str) -> int:
         reset_at = self._limiter.get_window_stats(self.limit, identity).reset_time
         return max(1, math.ceil(reset_at - time.time()))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator
 from typing import TypeVar
 
 from fastapi import Request
@@ -68,6 +72,29 @@ async def parse_json_body(request: Request, model: type[Body], max_bytes: int, m
     if values > max_values:
         raise APIError(413, f"request body holds about {values} values; this route accepts at most {max_values}")
     return model.model_validate_json(body)
+
+
+@contextlib.asynccontextmanager
+async def disconnect_flag(request: Request) -> AsyncIterator[threading.Event]:
+    """An event set when the client closes the connection, for work that can stop early.
+
+    Only after the body was read: the next message the server has for this request is then
+    ``http.disconnect``.
+    """
+    flag = threading.Event()
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        flag.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield flag
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 def _too_large(size: int, max_bytes: int) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 from typing import cast
 
 import numpy as np
@@ -12,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 
 from mnist_backend.api.dependencies import (
     decode_pool_of,
+    disconnect_flag,
     metrics_of,
     parse_json_body,
     served_model,
@@ -26,8 +24,8 @@ from mnist_backend.api.schemas import (
     PredictResponse,
     request_body_schema,
 )
-from mnist_backend.inference import BatchResult, ImageLimits, batch_to_pixels, run_model
-from mnist_backend.preprocessing import MNIST_SIDE, decode_base64_image, pixels_from_array, preprocess_canvas_image
+from mnist_backend.inference import BatchResult, ImageLimits, batch_to_pixels, image_to_pixels, run_model
+from mnist_backend.preprocessing import MNIST_SIDE, pixels_from_array
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 # The most JSON values one image may carry: 784 pixels (28 rows of 28 add 28 separators).
@@ -48,13 +46,10 @@ async def predict(request: Request) -> Response:
     if body.image is not None:
         # On the event loop: 784 floats and one small ONNX call cost less than a thread hop.
         pixels = pixels_from_array(body.image, "image")
-    else:
-        # PredictRequest's validator guarantees exactly one of image / image_base64.
-        image = decode_base64_image(cast(str, body.image_base64), settings.max_image_pixels)  # the header only
-        if image.width * image.height <= settings.decode_inline_pixels:
-            pixels = preprocess_canvas_image(image)
-        else:
-            pixels = await decode_pool_of(request).run(preprocess_canvas_image, image)
+    else:  # PredictRequest's validator guarantees exactly one of image / image_base64
+        payload = cast(str, body.image_base64)
+        pool = decode_pool_of(request)
+        pixels = await image_to_pixels(payload, settings.max_image_pixels, settings.decode_inline_pixels, pool)
     result = run_model(model, pixels[np.newaxis], metrics_of(request), "single")
     (prediction,) = result.as_dicts(body.return_input)
     return json_response({**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)})
@@ -83,18 +78,12 @@ async def _predict_batch(request: Request) -> Response:
     model = served_model(request)
     limits = ImageLimits(settings.max_image_pixels, settings.max_batch_pixels)
     metrics = metrics_of(request)
-    abandoned = threading.Event()
+    async with disconnect_flag(request) as abandoned:
 
-    def work() -> BatchResult:  # on a decode thread: up to MAX_BATCH images and one large ONNX call
-        return run_model(model, batch_to_pixels(body.images, limits, abandoned), metrics, "batch")
+        def work() -> BatchResult:  # on a decode thread: up to MAX_BATCH images and one large ONNX call
+            return run_model(model, batch_to_pixels(body.images, limits, abandoned), metrics, "batch")
 
-    watcher = asyncio.create_task(_flag_disconnect(request, abandoned))
-    try:
         result = await decode_pool_of(request).run(work)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
     return json_response(
         {
             "predictions": result.as_dicts(body.return_input),
@@ -102,10 +91,3 @@ async def _predict_batch(request: Request) -> Response:
             "inference_ms": round(result.inference_ms, 4),
         }
     )
-
-
-async def _flag_disconnect(request: Request, abandoned: threading.Event) -> None:
-    """Set ``abandoned`` when the client closes the connection (the body is already read)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    abandoned.set()
