@@ -22,6 +22,7 @@ from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
+from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Pillow's own decompression-bomb check: no single image may be larger than a whole request's budget.
     Image.MAX_IMAGE_PIXELS = settings.max_batch_pixels
     metrics = ServiceMetrics()
+    metrics.set_resource_limits(memory_limit_bytes(), cpu_limit_cores())
     holder = ModelHolder(
         settings.model_dir, settings.model_version, settings.ort_intra_op_threads, settings.ort_inter_op_threads
     )

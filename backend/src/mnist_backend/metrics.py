@@ -18,6 +18,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
     multiprocess,
@@ -40,6 +41,14 @@ class ServiceMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ... per replica.
+        ProcessCollector(registry=r)
+        self.memory_limit = Gauge(
+            "mnist_container_memory_limit_bytes", "The container's memory limit (absent without one)", registry=r
+        )
+        self.cpu_limit = Gauge(
+            "mnist_container_cpu_limit_cores", "The container's CPU limit in cores (absent without one)", registry=r
+        )
         self.requests = Counter(
             "mnist_http_requests",
             "HTTP requests by route template, method and status",
@@ -92,6 +101,14 @@ class ServiceMetrics:
             self.model_reloads.labels(result=result)
         for kind in ("image_decoding", "batch"):
             self.busy_rejections.labels(kind=kind)
+
+    def set_resource_limits(self, memory_bytes: int | None, cpu_cores: float | None) -> None:
+        """Export the container's limits; a missing limit leaves its gauge without a sample."""
+        for gauge, value in ((self.memory_limit, memory_bytes), (self.cpu_limit, cpu_cores)):
+            if value is None:
+                self.registry.unregister(gauge)
+            else:
+                gauge.set(value)
 
     def record_predictions(self, digits: Iterable[int], confidences: Iterable[float]) -> None:
         for digit, confidence in zip(digits, confidences, strict=True):
