@@ -45,8 +45,13 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 
 def recording_rules() -> list[str]:
-    rules = yaml.safe_load((PROMETHEUS_DIR / "rules" / "recording.yml").read_text())
-    return [rule["record"] for group in rules["groups"] for rule in group["rules"]]
+    return [
+        rule["record"]
+        for name in ("recording.yml", "slo.yml")
+        for group in yaml.safe_load((PROMETHEUS_DIR / "rules" / name).read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    ]
 
 
 def series_count(prometheus_url: str, expr: str) -> int:
@@ -80,7 +85,11 @@ def prometheus_config_for_this_host(ports: dict, tmp: Path) -> Path:
             if rule.get("alert") == "MnistBackendDown":
                 rule["for"] = "2s"
     (tmp / "alerts.yml").write_text(yaml.safe_dump(alerts))
-    config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "recording.yml"), str(tmp / "alerts.yml")]
+    config["rule_files"] = [
+        str(PROMETHEUS_DIR / "rules" / "recording.yml"),
+        str(tmp / "alerts.yml"),
+        str(PROMETHEUS_DIR / "rules" / "slo.yml"),
+    ]
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path

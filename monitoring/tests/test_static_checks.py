@@ -25,10 +25,40 @@ def test_prometheus_config_is_valid(environment):
     assert "SUCCESS" in output
 
 
+RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
+
+
 def test_rules_are_valid_and_their_unit_tests_pass():
-    run([require("promtool"), "check", "rules", "rules/recording.yml", "rules/alerts.yml"], cwd=PROMETHEUS)
-    output = run([require("promtool"), "test", "rules", "tests/alerts_test.yml"], cwd=PROMETHEUS)
-    assert "SUCCESS" in output
+    run([require("promtool"), "check", "rules", *RULE_FILES], cwd=PROMETHEUS)
+    output = run([require("promtool"), "test", "rules", "tests/alerts_test.yml", "tests/slo_test.yml"], cwd=PROMETHEUS)
+    assert output.count("SUCCESS") == 2
+
+
+@pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
+def test_every_environment_loads_every_rule_file(environment):
+    import yaml
+
+    config = yaml.safe_load((PROMETHEUS / f"prometheus-{environment}.yml").read_text())
+    assert tuple(config["rule_files"]) == RULE_FILES
+
+
+def test_every_slo_alert_has_a_unit_test_that_fires_it():
+    import yaml
+
+    rules = yaml.safe_load((PROMETHEUS / "rules" / "slo.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+    tests = yaml.safe_load((PROMETHEUS / "tests" / "slo_test.yml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test.get("alert_rule_test", []) if case["exp_alerts"]}
+    assert (
+        alerts
+        == fired
+        == {
+            "MnistPredictAvailabilityBudgetFastBurn",
+            "MnistPredictAvailabilityBudgetSlowBurn",
+            "MnistPredictLatencyBudgetFastBurn",
+            "MnistPredictLatencyBudgetSlowBurn",
+        }
+    )
 
 
 def test_alertmanager_config_is_valid():
@@ -39,9 +69,14 @@ def test_alertmanager_config_is_valid():
 def test_every_alert_has_a_summary_and_a_runbook():
     import yaml
 
-    rules = yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
-    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
-    assert len(alerts) >= 6
+    alerts = [
+        rule
+        for name in ("alerts.yml", "slo.yml")
+        for group in yaml.safe_load((PROMETHEUS / "rules" / name).read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    assert len(alerts) >= 13
     for alert in alerts:
         assert alert["annotations"].get("summary") and alert["annotations"].get("runbook"), alert["alert"]
         assert alert["labels"]["severity"] in ("critical", "warning")
@@ -56,7 +91,7 @@ def test_dashboards_use_the_provisioned_datasource_and_have_queries(path):
         assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
 
 
-def test_dashboards_cover_service_model_and_edge():
-    assert {p.stem for p in DASHBOARDS} == {"service", "model", "edge"}
+def test_dashboards_cover_service_model_edge_and_slos():
+    assert {p.stem for p in DASHBOARDS} == {"service", "model", "edge", "slo"}
     uids = [json.loads(p.read_text())["uid"] for p in DASHBOARDS]
     assert len(set(uids)) == len(uids)
