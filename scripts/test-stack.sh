@@ -81,6 +81,14 @@ step "Deploy staging (builds the images)"
 scripts/deploy.sh staging --timeout 300
 GOOD_TAG=$(cat "$WORK/state/staging/current")
 check "staging deployed at $GOOD_TAG"
+# Staging's alerts reach someone: its Prometheus knows its own Alertmanager, which is ready.
+deadline=$((SECONDS + 60))
+until curl -sf http://127.0.0.1:9090/api/v1/alertmanagers | grep -q '"url":"http://alertmanager:9093/api/v2/alerts"'; do
+  [[ $SECONDS -lt $deadline ]] || fail "staging's Prometheus has no active Alertmanager"
+  sleep 2
+done
+[[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9093/-/ready) == 200 ]] || fail "staging's Alertmanager is not ready"
+check "staging's Prometheus sends alerts to its Alertmanager (ready on 127.0.0.1:9093)"
 
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"

@@ -87,6 +87,15 @@ def test_the_page_uses_its_own_key_which_the_backends_accept(merged, environment
         assert files == ["/run/secrets/api_keys", "/run/secrets/frontend_api_key"], name
 
 
+def test_staging_sends_its_alerts_through_its_own_alertmanager(merged):
+    alertmanager = merged["staging"]["alertmanager"]
+    assert [s["source"] for s in alertmanager["secrets"]] == ["slack_webhook"]
+    assert alertmanager["healthcheck"]["test"][-1].endswith("/-/ready")
+    prometheus = yaml.safe_load((REPO_ROOT / "monitoring" / "prometheus" / "prometheus-staging.yml").read_text())
+    assert prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    assert prometheus["global"]["external_labels"]["environment"] == "staging"  # routed to the staging channel
+
+
 def test_production_backends_believe_forwarded_addresses_only_from_private_networks(merged):
     for name in ("backend", "backend-canary"):
         proxies = merged["production"][name]["environment"]["TRUSTED_PROXIES"].split(",")

@@ -54,7 +54,12 @@ def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
         "deploy.sh",
         "staging",
         "--dry-run",
-        env={"API_KEYS_FILE": "", "FRONTEND_API_KEY_FILE": str(password), "GRAFANA_PASSWORD_FILE": str(password)},
+        env={
+            "API_KEYS_FILE": "",
+            "FRONTEND_API_KEY_FILE": str(password),
+            "GRAFANA_PASSWORD_FILE": str(password),
+            "SLACK_WEBHOOK_FILE": str(password),
+        },
     )
     assert result.returncode == 1
     assert "Set API_KEYS_FILE" in result.stdout
