@@ -7,11 +7,14 @@ Each test starts ``python -m mnist_backend`` and measures the process itself (RS
 from __future__ import annotations
 
 import io
+import json
+import multiprocessing
+import multiprocessing.synchronize
 import re
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.sharedctypes import Synchronized
 
 import httpx
 import numpy as np
@@ -76,20 +79,28 @@ def test_a_batch_of_256_bombs_is_a_413_within_a_second(start_server, model_dir):
     assert grown < 100 * MB
 
 
+def _keep_decoding(url: str, body: bytes, stop: multiprocessing.synchronize.Event, failures: Synchronized) -> None:
+    """One client process: post the same heavy drawing until told to stop; count non-200s."""
+    with httpx.Client(timeout=60) as client:
+        while not stop.is_set():
+            reply = client.post(url, content=body, headers={"Content-Type": "application/json"})
+            if reply.status_code != 200:
+                with failures.get_lock():
+                    failures.value += 1
+
+
 def test_health_stays_fast_while_four_heavy_decodes_run(start_server, model_dir):
     server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
-    stop = threading.Event()
-    statuses: list[int] = []
-
-    def keep_decoding(seed: int) -> None:
-        body = {"image_base64": heavy_png(seed=seed)}
-        with httpx.Client(timeout=60) as client:
-            while not stop.is_set():
-                statuses.append(client.post(server.url + "/api/v1/predict", json=body).status_code)
-
-    clients = [threading.Thread(target=keep_decoding, args=(seed,)) for seed in range(4)]
-    for thread in clients:
-        thread.start()
+    # The load comes from other processes, so the probe below measures the server, not this
+    # process's own threads fighting over its GIL.
+    stop, failures = multiprocessing.Event(), multiprocessing.Value("i", 0)
+    bodies = [json.dumps({"image_base64": heavy_png(seed=seed)}).encode() for seed in range(4)]
+    clients = [
+        multiprocessing.Process(target=_keep_decoding, args=(server.url + "/api/v1/predict", body, stop, failures))
+        for body in bodies
+    ]
+    for client in clients:
+        client.start()
     try:
         wait_until(lambda: metric(server, "mnist_http_requests_in_flight") >= 4, 10, "four decodes in flight")
         latencies = []
@@ -99,16 +110,17 @@ def test_health_stays_fast_while_four_heavy_decodes_run(start_server, model_dir)
                 assert probe.get(server.url + "/health").status_code == 200
                 latencies.append(time.perf_counter() - started)
                 time.sleep(0.05)
+        decoded = metric(server, 'mnist_http_requests_total{method="POST",route="/api/v1/predict",status="200"}')
     finally:
         stop.set()
-        for thread in clients:
-            thread.join()
+        for client in clients:
+            client.join(timeout=30)
     latencies.sort()
     print(
-        f"/health while 4 clients decode 2 MP drawings ({len(statuses)} done): "
+        f"/health while 4 clients decode 2 MP drawings ({decoded:.0f} done): "
         f"p50 {latencies[15] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
     )
-    assert set(statuses) == {200}
+    assert failures.value == 0 and decoded >= 4
     assert latencies[-1] < 0.1
 
 
