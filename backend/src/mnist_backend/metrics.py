@@ -36,6 +36,14 @@ UNMATCHED_ROUTE = "<unmatched>"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def route_and_method(scope: Scope) -> tuple[str, str]:
+    """The route template (or ``<unmatched>``) and the method (or ``OTHER``): bounded values
+    that metrics and logs can carry, whatever path or method a client sends."""
+    route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+    method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+    return route, method
+
+
 class ServiceMetrics:
     """Every metric the service exports, on its own registry (tests build several apps)."""
 
@@ -162,10 +170,7 @@ class HTTPMetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             metrics.in_flight.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", UNMATCHED_ROUTE)
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
-            counter, histogram = self._series(template, method, status)
+            counter, histogram = self._series(*route_and_method(scope), status)
             counter.inc()
             histogram.observe(time.perf_counter() - started)
 

@@ -125,7 +125,7 @@ def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
         alpha = (image if image.mode != "P" else image.convert("RGBA")).getchannel("A")
         if channel_extrema(alpha)[0] < _OPAQUE:
             return alpha
-    gray = image.convert("L")
+    gray = image if image.mode == "L" else image.convert("L")  # a canvas PNG already is: no copy
     pixels = np.asarray(gray)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     return ImageOps.invert(gray) if np.median(border) > 127 else gray

@@ -10,7 +10,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnist_backend.asgi import header_value, send_json_error
-from mnist_backend.metrics import KNOWN_METHODS, UNMATCHED_ROUTE
+from mnist_backend.metrics import route_and_method
 
 access_logger = logging.getLogger("mnist_backend.access")
 
@@ -56,8 +56,7 @@ class RequestContextMiddleware:
     @staticmethod
     def _log(scope: Scope, status: int, request_id: str, seconds: float) -> None:
         # The route template, never the raw path: clients choose paths, not log lines.
-        route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
-        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        route, method = route_and_method(scope)
         fields = {
             "event": "request",
             "request_id": request_id,
