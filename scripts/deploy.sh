@@ -275,7 +275,7 @@ retire() {  # container ids: stop gracefully (requests in flight finish), then r
 # they are recreated; nginx (the edge) is only recreated when its own definition changed.
 update_other_services() {  # tag
   local services=() edge=() service
-  for service in $("${COMPOSE_ARGS[@]}" config --services); do
+  for service in $(active_services); do
     case "$service" in
       backend|frontend) ;;
       nginx) edge+=("$service") ;;

@@ -14,13 +14,17 @@ Installs, with apt-get, the system packages that `make test` and `make bench` ne
   wrk              HTTP load generator for `make bench`
   prometheus, prometheus-alertmanager, prometheus-nginx-exporter, nginx
                    the real monitoring tools the monitoring tests run (promtool, amtool included)
+  openssh-server, openssh-client
+                   the real sshd (on 127.0.0.1 only) that `make test-stack` deploys through; the
+                   package's own service is not started
 Runs apt-get only when something is missing. Needs root (or sudo) for that.
 USAGE
 }
 
 [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
 
-PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter nginx)
+PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter nginx
+  openssh-server openssh-client)
 # Node may come from elsewhere (nvm, a base image); only ask Debian for it when it is missing.
 command -v npm >/dev/null || PACKAGES+=(npm)
 
@@ -41,5 +45,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 echo "system packages: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages must not start their services here (sshd on every interface, nginx on port 80): the
+# tests start their own, on 127.0.0.1. policy-rc.d is Debian's switch for that, kept if present.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  trap '$SUDO rm -f "$policy"' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

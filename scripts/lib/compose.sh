@@ -54,6 +54,21 @@ compose_for() {
     -f "$REPO_ROOT/docker-compose.yml" -f "$REPO_ROOT/docker-compose.$env.yml")
 }
 
+# The services `up` would start with COMPOSE_PROFILES: v2's `config --services` leaves out the
+# services of inactive profiles, v1's lists every one (v1 is Python with PyYAML: filter with it).
+active_services() {
+  if [[ "${COMPOSE[0]}" == docker-compose ]]; then
+    "${COMPOSE_ARGS[@]}" config | python3 -c '
+import os, sys, yaml
+active = set(filter(None, os.environ.get("COMPOSE_PROFILES", "").split(",")))
+for name, service in yaml.safe_load(sys.stdin)["services"].items():
+    if not service.get("profiles") or active & set(service["profiles"]):
+        print(name)'
+  else
+    "${COMPOSE_ARGS[@]}" config --services
+  fi
+}
+
 # Where the app images live: IMAGE_REPOSITORY (CI: ghcr.io/<owner>/<repo>), in lower case as
 # registries want it. The default names the registry `localhost`, so a missing local image is
 # never pulled from somebody else's Docker Hub namespace.
