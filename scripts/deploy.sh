@@ -272,18 +272,19 @@ retire() {  # container ids: stop gracefully (requests in flight finish), then r
 
 # Every service but the pooled ones, with this checkout's configuration. Prometheus and
 # Alertmanager read single mounted files, which a new checkout replaces without Compose noticing:
-# they are recreated; nginx (the edge) is only recreated when its own definition changed.
+# they are recreated. The edge is never recreated here (that would drop every open connection):
+# its configuration arrives through reload_edge; a new nginx image, port or mount needs
+# `scripts/compose.sh production up -d --force-recreate nginx` (README: zero-downtime deploys).
 update_other_services() {  # tag
-  local services=() edge=() service
+  local services=() service
   for service in $(active_services); do
     case "$service" in
-      backend|frontend) ;;
-      nginx) edge+=("$service") ;;
+      backend|frontend|nginx) ;;
       *) services+=("$service") ;;
     esac
   done
   IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --force-recreate "${services[@]}" || return 1
-  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build "${edge[@]}"
+  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --no-recreate nginx
 }
 
 OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 NEW_POOL=""

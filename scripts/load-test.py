@@ -70,7 +70,7 @@ class Load:
         self.url = urlsplit(args.url)
         self.args = args
         self.body = request_body(7)
-        self.headers = {"Content-Type": "application/json"}
+        self.headers = {"Content-Type": "application/json", "Idempotency-Key": "load-test-prediction"}
         if args.api_key_file:
             self.headers["X-API-Key"] = first_key(args.api_key_file)
         for header in args.header:
@@ -83,6 +83,8 @@ class Load:
         self.total_slots = int(args.duration * args.rate)
         self.outcomes: Counter[str] = Counter()
         self.latencies_ms: list[float] = []
+        self.errors: list[dict[str, object]] = []  # the first few, with when they happened
+        self.retried_on_closed_connection = 0
 
     def connect(self) -> http.client.HTTPConnection:
         port = self.url.port
@@ -101,6 +103,12 @@ class Load:
             self.next_slot += 1
         return self.start + slot / self.args.rate
 
+    def post(self, connection: http.client.HTTPConnection) -> str:
+        connection.request("POST", self.url.path or "/", body=self.body, headers=self.headers)
+        response = connection.getresponse()
+        response.read()
+        return "ok" if response.status == 200 else f"http_{response.status}"
+
     def worker(self) -> None:
         connection = self.connect()
         while (due := self.take_slot()) is not None:
@@ -113,18 +121,31 @@ class Load:
                 connection.close()
                 connection = self.connect()
             sent = time.monotonic()
+            reused = connection.sock is not None
+            retried = False
             try:
-                connection.request("POST", self.url.path or "/", body=self.body, headers=self.headers)
-                response = connection.getresponse()
-                response.read()
-                outcome = "ok" if response.status == 200 else f"http_{response.status}"
+                try:
+                    outcome = self.post(connection)
+                except CLOSED_BEFORE_ANSWER:
+                    if not reused:
+                        raise
+                    # The server closed this kept-alive connection as the request went out, and
+                    # answered nothing: send it again on a new one, once, as Go's HTTP client does
+                    # for requests marked idempotent (a prediction changes nothing). Counted.
+                    connection.close()
+                    connection = self.connect()
+                    retried = True
+                    outcome = self.post(connection)
             except (OSError, http.client.HTTPException) as error:
                 outcome = f"error_{type(error).__name__}"
                 connection.close()
                 connection = self.connect()
             with self.lock:
                 self.outcomes[outcome] += 1
+                self.retried_on_closed_connection += retried
                 self.latencies_ms.append((time.monotonic() - sent) * 1000)
+                if outcome != "ok" and len(self.errors) < 20:
+                    self.errors.append({"at_s": round(sent - self.start, 2), "outcome": outcome})
         connection.close()
 
     def run(self) -> dict[str, object]:
@@ -146,11 +167,17 @@ class Load:
             "failures": failures,
             "failure_ratio": failures / total if total else 1.0,
             "outcomes": dict(self.outcomes),
+            "first_errors": self.errors,
+            "retried_on_closed_connection": self.retried_on_closed_connection,
             "latency_ms": {
                 f"p{q}": round(latencies[min(len(latencies) - 1, int(len(latencies) * q / 100))], 1)
                 for q in (50, 95, 99)
             },
         }
+
+
+# A kept-alive connection closed by the server before any byte of the answer arrived.
+CLOSED_BEFORE_ANSWER = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ssl.SSLEOFError)
 
 
 def closed_by_server(connection: http.client.HTTPConnection) -> bool:

@@ -72,6 +72,7 @@ class Edge:
     http: str
     directory: Path
     cert: Path
+    config: Path
     process: subprocess.Popen
 
     def access_log(self) -> list[dict]:
@@ -81,9 +82,36 @@ class Edge:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.https, verify=ssl.create_default_context(cafile=str(self.cert)), timeout=10)
 
+    def switch_pool(self, stable: list[int], canary: int, frontend: int) -> None:
+        """What deploy.sh does: write the other pool's upstreams, test the config, reload nginx."""
+        write_pool(self.directory, stable, canary, frontend)
+        for action in (["-t", "-q"], ["-s", "reload"]):
+            subprocess.run([_nginx(), "-c", str(self.config), *action], check=True, capture_output=True)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def _nginx() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def write_pool(directory: Path, stable: list[int], canary: int, frontend: int) -> None:
+    """The committed pool file (the blue pool) with its host names turned into local ports."""
+    text = POOL_CONF.read_text()
+    replicas = "\n    ".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;" for port in stable)
+    text = _replace_once(text, "server backend-pool-blue:8000 max_fails=3 fail_timeout=10s;", replicas)
+    text = _replace_once(text, "server backend-pool-blue:8000 backup;", f"server 127.0.0.1:{stable[0]} backup;")
+    text = _replace_once(
+        text,
+        "server backend-canary:8000 max_fails=3 fail_timeout=10s;",
+        f"server 127.0.0.1:{canary} max_fails=3 fail_timeout=10s;",
+    )
+    text = _replace_once(text, "server frontend-pool-blue:8501;", f"server 127.0.0.1:{frontend};")
+    (directory / "pool").mkdir(exist_ok=True)
+    (directory / "pool" / "upstreams.conf.new").write_text(text)
+    (directory / "pool" / "upstreams.conf.new").replace(directory / "pool" / "upstreams.conf")
 
 
 def start_edge(
@@ -94,12 +122,11 @@ def start_edge(
     allow_canary_from_loopback: bool = True,
 ) -> Edge:
     """Render the real config for this host and start nginx in the foreground."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cert, key = make_certificate(directory)
     ports = {"http": free_port(), "https": free_port(), "status": free_port()}
-    # The pool file deploy.sh would mount (the committed blue one), inlined where it is included.
-    text = _replace_once(NGINX_CONF.read_text(), "include /etc/nginx/pool/upstreams.conf;", POOL_CONF.read_text())
+    text = NGINX_CONF.read_text()
     text = text.replace("/tmp/", f"{directory}/")
+    text = _replace_once(text, "/etc/nginx/pool/upstreams.conf", f"{directory}/pool/upstreams.conf")
     text = _replace_once(text, "access_log /dev/stdout json;", f"access_log {directory}/access.log json;")
     text = _replace_once(text, "/etc/nginx/certs/tls.crt", str(cert))
     text = _replace_once(text, "/etc/nginx/certs/tls.key", str(key))
@@ -108,25 +135,19 @@ def start_edge(
         text, "listen 8443 ssl default_server;", f"listen 127.0.0.1:{ports['https']} ssl default_server;"
     )
     text = _replace_once(text, "listen 8081;", f"listen 127.0.0.1:{ports['status']};")
-    replicas = "\n        ".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;" for port in stable)
-    text = _replace_once(text, "server backend-pool-blue:8000 max_fails=3 fail_timeout=10s;", replicas)
-    text = _replace_once(text, "server backend-pool-blue:8000 backup;", f"server 127.0.0.1:{stable[0]} backup;")
-    text = _replace_once(
-        text,
-        "server backend-canary:8000 max_fails=3 fail_timeout=10s;",
-        f"server 127.0.0.1:{canary} max_fails=3 fail_timeout=10s;",
-    )
-    text = _replace_once(text, "server frontend-pool-blue:8501;", f"server 127.0.0.1:{frontend};")
     if not allow_canary_from_loopback:
         text = _replace_once(text, "127.0.0.0/8 1;", "")
+    write_pool(directory, stable, canary, frontend)
     config = directory / "nginx.conf"
     config.write_text(text)
     log = (directory / "nginx.log").open("w")
     # Root's workers would run as "nobody", which cannot enter the private temporary directory.
     process = subprocess.Popen(
-        [nginx, "-c", str(config), "-g", "daemon off; user root;"], stdout=log, stderr=subprocess.STDOUT
+        [_nginx(), "-c", str(config), "-g", "daemon off; user root;"], stdout=log, stderr=subprocess.STDOUT
     )
-    edge = Edge(f"https://127.0.0.1:{ports['https']}", f"http://127.0.0.1:{ports['http']}", directory, cert, process)
+    edge = Edge(
+        f"https://127.0.0.1:{ports['https']}", f"http://127.0.0.1:{ports['http']}", directory, cert, config, process
+    )
 
     def answers() -> bool:
         if process.poll() is not None:

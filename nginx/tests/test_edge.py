@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -155,3 +158,45 @@ def test_no_session_tickets_are_issued(edge):
         tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         tls.recv(1024)
         assert not tls.session.has_ticket
+
+
+def test_a_pool_switch_under_steady_posts_loses_none_and_drains_the_old_pool(tmp_path, backends):
+    """deploy.sh's zero-downtime step, on the real config: requests in flight finish on the old
+    (blue) pool while nginx reloads onto the new (green) one; then the old pool can go."""
+    blue = backends["stable"]
+    green = [fake_backend(f"green-{i}") for i in range(3)]
+    for backend in [*blue, *green]:
+        backend.reply(PREDICT, body={"served_by": "slow"}, delay_s=0.05)  # always some in flight
+    edge = start_edge(tmp_path, [b.port for b in blue], backends["canary"].port, backends["frontend"].port)
+    statuses: list[int | str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with edge.client() as http:
+            while not stop.is_set():
+                try:
+                    statuses.append(http.post(PREDICT, json=BODY).status_code)
+                except httpx.HTTPError as error:
+                    statuses.append(type(error).__name__)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        edge.switch_pool([b.port for b in green], backends["canary"].port, backends["frontend"].port)
+        time.sleep(1.0)  # the old workers' requests finish; new ones go to green
+        blue_count = sum(len(b.received("POST", PREDICT)) for b in blue)
+        for backend in blue:  # the old pool is retired
+            backend.close()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        edge.stop()
+        for backend in green:
+            backend.close()
+    assert blue_count > 0 and sum(len(b.received("POST", PREDICT)) for b in green) > 0
+    assert sum(len(b.received("POST", PREDICT)) for b in blue) == blue_count, "blue got requests after the switch"
+    assert len(statuses) > 100 and set(statuses) == {200}, Counter(statuses)

@@ -70,7 +70,7 @@ under_load() {
 import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"  {sys.argv[2].upper()}: {s['failures']} failed of {s['requests']} requests at {s['rate_rps']} r/s "
-      f"through the edge; p99 {s['latency_ms']['p99']} ms; outcomes {s['outcomes']}", file=sys.stderr)
+      f"through the edge ({s['retried_on_closed_connection']} sent again after the edge closed an idle kept-alive connection); p99 {s['latency_ms']['p99']} ms", file=sys.stderr)
 print(s["failures"])
 PY
 )

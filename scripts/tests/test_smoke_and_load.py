@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -112,3 +114,72 @@ def test_dev_certificate_covers_localhost_and_is_kept(tmp_path):
     assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
     again = run_script("make-dev-cert.sh", "--dir", str(tmp_path))
     assert "exists (use --force to replace it)" in again.stdout
+
+
+class ClosingServer:
+    """Answers the first request of every connection and closes the connection on the next one
+    without a word (what an edge does with a kept-alive connection as it reloads), or on every
+    request with ``always``."""
+
+    def __init__(self, always: bool = False) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/v1/predict"
+        self.always = always
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(connection,), daemon=True).start()
+
+    def handle(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as reader:
+            for number in range(2):
+                headers = b""
+                while not headers.endswith(b"\r\n\r\n"):
+                    line = reader.readline()
+                    if not line:
+                        return
+                    headers += line
+                length = next(
+                    int(h.split(b":")[1]) for h in headers.split(b"\r\n") if h.lower().startswith(b"content-length")
+                )
+                reader.read(length)
+                if number == 1 or self.always:
+                    return  # closed, nothing answered
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def load(url: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    args = ["--url", url, "--duration", "1", "--rate", "20", "--workers", "2", "--json", str(tmp_path / "s.json")]
+    result = run_script("load-test.py", *args)
+    return result, json.loads((tmp_path / "s.json").read_text())
+
+
+def test_load_test_sends_again_once_when_a_kept_alive_connection_closes_unanswered(tmp_path):
+    server = ClosingServer()
+    try:
+        result, summary = load(server.url, tmp_path)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stdout
+    assert summary["failures"] == 0 and summary["requests"] == 20
+    # Every request after a worker's first went out on a reused connection and was sent again.
+    assert summary["retried_on_closed_connection"] == 18
+
+
+def test_load_test_counts_a_connection_closed_on_a_first_request_as_a_failure(tmp_path):
+    server = ClosingServer(always=True)
+    try:
+        result, summary = load(server.url, tmp_path)
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert summary["failures"] == 20 and summary["retried_on_closed_connection"] == 0
+    assert set(summary["outcomes"]) == {"error_RemoteDisconnected"}
