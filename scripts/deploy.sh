@@ -159,24 +159,32 @@ if [[ -n "$PREVIOUS_TAG" && $NO_ROLLBACK -eq 0 ]]; then
   ROLLBACK_POSSIBLE=1
 fi
 
+# Every container of the project (or of one service), in any state: `compose ps` leaves out a
+# container that is restarting in a crash loop under v2, and one that never started.
+project_ids() {  # [service]
+  local filters=(--filter "label=com.docker.compose.project=$COMPOSE_PROJECT")
+  [[ $# -gt 0 ]] && filters+=(--filter "label=com.docker.compose.service=$1")
+  docker ps -aq --no-trunc "${filters[@]}"
+}
+
 # Restart counts now: the health wait judges only restarts that happen during this deploy.
 declare -A RESTARTS_BEFORE=()
 while read -r id count; do
   [[ -n "$id" ]] && RESTARTS_BEFORE[$id]=$count
-done < <(docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT" \
-  | xargs -r docker inspect -f '{{.Id}} {{.RestartCount}}')
+done < <(project_ids | xargs -r docker inspect -f '{{.Id}} {{.RestartCount}}')
 
-# Wait until every container of the project runs and is healthy (or has no healthcheck).
-# Fails at once on a container that exited, restarted during this deploy, or is unhealthy.
+# Wait until every container of the project runs and is healthy (or has no healthcheck). Fails
+# at once on a container that exited, restarted during this deploy (or is restarting), or is
+# unhealthy.
 wait_healthy() {
   local deadline=$((SECONDS + TIMEOUT)) ids line pending bad id name state health restarts
   while true; do
-    mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q)
+    mapfile -t ids < <(project_ids)
     [[ ${#ids[@]} -gt 0 ]] || { echo "no containers are running for ${COMPOSE_ARGS[*]}"; return 1; }
     pending=() bad=()
     while read -r id name state health restarts; do
       restarts=$((restarts - ${RESTARTS_BEFORE[$id]:-0}))
-      if [[ "$state" == exited || "$state" == dead || "$health" == unhealthy || $restarts -gt 0 ]]; then
+      if [[ "$state" =~ ^(exited|dead|restarting)$ || "$health" == unhealthy || $restarts -gt 0 ]]; then
         bad+=("${name#/} ($state, health $health, restarted $restarts times during this deploy)")
       elif [[ "$state" != running || ( "$health" != healthy && "$health" != none ) ]]; then
         pending+=("${name#/} ($state, $health)")
@@ -256,9 +264,9 @@ switch_pool() {  # pool
   echo "nginx now sends new requests to the $1 pool"
 }
 
-pool_ids() {  # service pool: the running containers of that service carrying that pool's alias
+pool_ids() {  # service pool: the containers of that service carrying that pool's alias
   local service=$1 pool=$2 id
-  for id in $("${COMPOSE_ARGS[@]}" ps -q "$service"); do
+  for id in $(project_ids "$service"); do
     docker inspect -f '{{range .NetworkSettings.Networks}}{{join .Aliases " "}} {{end}}' "$id" \
       | grep -qw -- "$service-pool-$pool" && echo "$id"
   done
@@ -267,7 +275,15 @@ pool_ids() {  # service pool: the running containers of that service carrying th
 retire() {  # container ids: stop gracefully (requests in flight finish), then remove
   [[ $# -gt 0 ]] || return 0
   docker stop -t 30 "$@" >/dev/null
-  docker rm "$@" >/dev/null
+  docker rm -f "$@" >/dev/null
+}
+
+started_since() {  # service old-ids...: the containers of that service that are not old ones
+  local service=$1 id
+  shift
+  for id in $(project_ids "$service"); do
+    [[ " $* " == *" $id "* ]] || echo "$id"
+  done
 }
 
 # Every service but the pooled ones, with this checkout's configuration. Prometheus and
@@ -310,7 +326,8 @@ rolling_rollback() {
     switch_pool "$DEPLOY_POOL" || return 1
     sleep "$DRAIN_SECONDS"
   fi
-  mapfile -t new_ids < <(pool_ids backend "$NEW_POOL"; pool_ids frontend "$NEW_POOL")
+  # Whatever this deploy started, in any state: a crash-looping or never-started one included.
+  mapfile -t new_ids < <(started_since backend "${OLD_BACKENDS[@]}"; started_since frontend "${OLD_FRONTENDS[@]}")
   retire "${new_ids[@]}"
   update_other_services "$PREVIOUS_TAG" || return 1
   reload_edge || return 1   # the restored checkout's nginx.conf

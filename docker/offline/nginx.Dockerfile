@@ -1,5 +1,5 @@
 # nginx from Debian's package, for hosts with no registry. Same contract as the pinned default
-# (nginxinc/nginx-unprivileged): non-root, listens on 8080/8443, config mounted at /etc/nginx/nginx.conf.
+# (nginxinc/nginx-unprivileged): non-root, listens on 8080/8443; Compose mounts nginx/ and starts it with -c.
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 RUN apt-get update \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -67,6 +68,27 @@ def test_production_runs_three_hardened_backends_and_a_canary(merged):
         assert service["restart"] == "unless-stopped", name
         assert service["deploy"]["resources"]["limits"]["memory"], name
     assert services["backend-canary"]["environment"]["MODEL_VERSION"] == ""  # CANARY_MODEL_VERSION unset
+
+
+def test_production_pools_carry_their_alias_and_nginx_reads_the_pool_file(merged):
+    """Zero-downtime deploys: nginx names the live pool's alias; deploy.sh switches the file."""
+    services = merged["production"]
+    for name in ("backend", "frontend"):
+        assert services[name]["networks"]["default"]["aliases"] == [f"{name}-pool-blue"], name
+    canary_networks = services["backend-canary"].get("networks") or {}
+    assert not (canary_networks.get("default") or {}).get("aliases"), "the canary is in no pool"
+    nginx = services["nginx"]
+    assert nginx["command"][:3] == ["nginx", "-c", "/etc/nginx/hub/nginx.conf"]
+    # v2 writes volumes long-form, v1 as "source:target:mode".
+    mounts = [v.split(":")[:2] if isinstance(v, str) else [v["source"], v["target"]] for v in nginx["volumes"]]
+    sources = {target: Path(source) for source, target in mounts}
+    # Folders, not files: a file mount would keep serving the content from before a checkout.
+    assert sources["/etc/nginx/hub"] == REPO_ROOT / "nginx"
+    assert sources["/etc/nginx/pool"] == REPO_ROOT / "nginx" / "pool"
+    nginx_conf = (REPO_ROOT / "nginx" / "nginx.conf").read_text()
+    assert "include /etc/nginx/pool/upstreams.conf;" in nginx_conf
+    pool = (REPO_ROOT / "nginx" / "pool" / "upstreams.conf").read_text()
+    assert pool.count("backend-pool-blue:8000") == 2 and "frontend-pool-blue:8501" in pool
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
