@@ -303,7 +303,7 @@ update_other_services() {  # tag
   IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --no-recreate nginx
 }
 
-OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 NEW_POOL=""
+OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 OTHERS_UPDATED=0 NEW_POOL=""
 rolling_deploy() {
   local replicas=${BACKEND_REPLICAS:-3}
   NEW_POOL=$(other_pool "$DEPLOY_POOL")
@@ -312,6 +312,7 @@ rolling_deploy() {
     --scale "backend=$((${#OLD_BACKENDS[@]} + replicas))" --scale "frontend=$((${#OLD_FRONTENDS[@]} + 1))" \
     backend frontend || return 1
   wait_healthy || return 1
+  OTHERS_UPDATED=1
   DEPLOY_POOL=$NEW_POOL update_other_services "$TAG" || return 1
   wait_healthy || return 1
   SWITCHED=1
@@ -329,7 +330,8 @@ rolling_rollback() {
   # Whatever this deploy started, in any state: a crash-looping or never-started one included.
   mapfile -t new_ids < <(started_since backend "${OLD_BACKENDS[@]}"; started_since frontend "${OLD_FRONTENDS[@]}")
   retire "${new_ids[@]}"
-  update_other_services "$PREVIOUS_TAG" || return 1
+  # The other services kept the previous configuration unless this deploy had got to them.
+  if [[ $OTHERS_UPDATED -eq 1 ]]; then update_other_services "$PREVIOUS_TAG" || return 1; fi
   reload_edge || return 1   # the restored checkout's nginx.conf
   wait_healthy || return 1
   integration_test

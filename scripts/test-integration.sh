@@ -136,18 +136,24 @@ if [[ -n "$METRICS_URL" ]]; then
 fi
 
 if [[ -n "$PROMETHEUS_URL" ]]; then
-  # Scrapes come every 15 s: wait for one that saw every backend up.
-  query='min(up{job=~"mnist-backend.*"})'
-  until status=$(http GET "${PROMETHEUS_URL%/}/api/v1/query" --get --data-urlencode "query=$query") \
-      && [[ $status == 200 && $(body_json 'd["data"]["result"][0]["value"][1] if d["data"]["result"] else "none"') == 1 ]]; do
+  # Scrapes come every 15 s: wait until every backend target Prometheus discovers now (by DNS)
+  # was up at its last scrape. The targets, not `up` series: a Prometheus restarted during a
+  # deploy still shows the last samples of targets that are gone for 5 minutes.
+  targets="(lambda t: str(sum(x['health'] == 'up' for x in t)) + '/' + str(len(t)))([x for x in d['data']['activeTargets'] if x['labels'].get('job', '').startswith('mnist-backend')])"
+  all_up() {
+    local seen
+    status=$(http GET "${PROMETHEUS_URL%/}/api/v1/targets?state=active") && [[ $status == 200 ]] || return 1
+    seen=$(body_json "$targets")
+    [[ "$seen" =~ ^([0-9]+)/([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" && ${BASH_REMATCH[2]} -gt 0 ]]
+  }
+  until all_up; do
     if ((SECONDS >= deadline + 30)); then
-      fail "Prometheus at $PROMETHEUS_URL has not seen every backend up ($query: $(head -c 200 "$WORK/body"))"
+      fail "Prometheus at $PROMETHEUS_URL has not seen every backend target up (up/targets: $(body_json "$targets" || head -c 200 "$WORK/body"))"
       break
     fi
     sleep 2
   done
-  [[ $status == 200 && $(body_json 'd["data"]["result"][0]["value"][1] if d["data"]["result"] else "none"') == 1 ]] \
-    && pass "Prometheus scrapes every backend ($query = 1)"
+  all_up && pass "Prometheus scrapes every backend ($(body_json "$targets") targets up)"
 fi
 
 status=$(http GET "$FRONTEND_URL/_stcore/health")

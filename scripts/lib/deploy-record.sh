@@ -46,6 +46,6 @@ take_deploy_lock() {
   if ! flock -n "$fd"; then
     die "another deploy of $env is running ($(cat "$dir/lock.holder" 2>/dev/null || echo 'holder unknown')); nothing was changed: wait for it to finish"
   fi
-  printf 'pid %s, %s@%s, since %s, deploying %s\n' "$$" "$(id -un)" "$(hostname)" \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$tag" >"$dir/lock.holder"
+  write_record "$dir/lock.holder" "$(printf 'pid %s, %s@%s, since %s, deploying %s' "$$" "$(id -un)" \
+    "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$tag")"
 }

@@ -9,6 +9,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+from mnist_testkit.processes import Process
 from mnist_testkit.waiting import free_port
 from tests.conftest import run_script
 
@@ -183,3 +184,49 @@ def test_load_test_counts_a_connection_closed_on_a_first_request_as_a_failure(tm
     assert result.returncode == 1
     assert summary["failures"] == 20 and summary["retried_on_closed_connection"] == 0
     assert set(summary["outcomes"]) == {"error_RemoteDisconnected"}
+
+
+def start_prometheus(tmp_path: Path, targets: list[str]) -> Process:
+    """A real Prometheus scraping `targets` every second as job mnist-backend."""
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"scrape_configs:\n  - job_name: mnist-backend\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+    )
+    return Process(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        tmp_path / "prometheus.log",
+        health_url=f"http://127.0.0.1:{port}/-/ready",
+        url=f"http://127.0.0.1:{port}",
+    )
+
+
+def test_integration_test_waits_until_prometheus_has_scraped_every_backend_target(backend_url, api_key_file, tmp_path):
+    backend = backend_url.removeprefix("http://")
+    prometheus = start_prometheus(tmp_path, [backend])
+    try:
+        result = run_integration_test(
+            backend_url, "http://127.0.0.1:9", api_key_file, "--prometheus-url", prometheus.url
+        )
+    finally:
+        prometheus.stop()
+    assert "ok    Prometheus scrapes every backend (1/1 targets up)" in result.stdout, result.stdout
+
+
+def test_integration_test_names_a_backend_target_prometheus_cannot_scrape(backend_url, api_key_file, tmp_path):
+    backend = backend_url.removeprefix("http://")
+    prometheus = start_prometheus(tmp_path, [backend, f"127.0.0.1:{free_port()}"])
+    try:
+        result = run_integration_test(
+            backend_url, "http://127.0.0.1:9", api_key_file, "--prometheus-url", prometheus.url, "--timeout", "1"
+        )
+    finally:
+        prometheus.stop()
+    assert result.returncode == 1
+    assert "has not seen every backend target up (up/targets: 1/2)" in result.stdout, result.stdout
