@@ -346,7 +346,7 @@ check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, models/CUR
 
 step "A container restarted by a crash earlier does not fail the next deploy"
 prometheus=$("${COMPOSE_ARGS[@]}" ps -q prometheus)
-docker exec "$prometheus" kill 1   # it exits; its restart policy brings it back
+docker exec "$prometheus" sh -c 'kill 1'   # it exits; its restart policy brings it back
 deadline=$((SECONDS + 60))
 until [[ $(docker inspect -f '{{.RestartCount}} {{.State.Status}}' "$prometheus") == "1 running" ]]; do
   [[ $SECONDS -lt $deadline ]] || fail "Prometheus was not restarted by its restart policy"

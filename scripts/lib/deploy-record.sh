@@ -49,3 +49,18 @@ take_deploy_lock() {
   write_record "$dir/lock.holder" "$(printf 'pid %s, %s@%s, since %s, deploying %s' "$$" "$(id -un)" \
     "$(hostname)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$tag")"
 }
+
+# live_deployment_settings state-dir env: exports what deploy.sh last deployed (image repository
+# and tag; production's pool and pool file), so that a Compose command by hand describes the
+# running containers instead of recreating them from defaults. Values already set win.
+live_deployment_settings() {
+  local dir=$1/$2 record
+  record=$dir/current.env
+  [[ -f "$record" ]] || return 0
+  export IMAGE_REPOSITORY=${IMAGE_REPOSITORY:-$(record_get "$record" image_repository)}
+  export IMAGE_TAG=${IMAGE_TAG:-$(record_get "$record" tag)}
+  if [[ $2 == production ]]; then
+    export DEPLOY_POOL=${DEPLOY_POOL:-$(record_get "$record" pool)}
+    export NGINX_POOL_DIR=${NGINX_POOL_DIR:-$dir/nginx-pool}
+  fi
+}

@@ -89,3 +89,23 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
     assert ("Grafana is skipped" in result.stdout) == bool(offline)
     assert f"profiles:  {'none' if offline else 'grafana'}" in result.stdout
     assert sorted(p.name for p in (tmp_path / "state" / "staging").iterdir()) == ["current.env"]
+
+
+@needs_compose
+def test_compose_by_hand_describes_what_deploy_sh_last_deployed(tmp_path):
+    """A Compose command by hand must not recreate production from defaults (the blue pool file
+    while green serves, the `latest` tag): compose.sh reads the deployment record."""
+    state = tmp_path / "state" / "production"
+    state.mkdir(parents=True)
+    (state / "current.env").write_text("tag=abc123\nimage_repository=ghcr.io/acme/hub\npool=green\n")
+    secret = tmp_path / "secret"
+    secret.write_text("k\n")
+    env = {
+        name: str(secret)
+        for name in ("API_KEYS_FILE", "FRONTEND_API_KEY_FILE", "GRAFANA_PASSWORD_FILE", "SLACK_WEBHOOK_FILE")
+    }
+    result = run_script("compose.sh", "production", "config", env={**env, "DEPLOY_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 0, result.stdout
+    assert "image: ghcr.io/acme/hub/backend:abc123" in result.stdout
+    assert "backend-pool-green" in result.stdout and "frontend-pool-green" in result.stdout
+    assert str(state / "nginx-pool") in result.stdout
