@@ -37,9 +37,22 @@ $(STAMP): $(wildcard */pyproject.toml) tools/testkit/pyproject.toml requirements
 
 comma := ,
 
+# Training runs are tracked in MLflow: MLFLOW_TRACKING_URI (a server), or the embedded store in
+# training/mlruns/ (`make mlflow` shows it). TRACKING=off trains without tracking.
+export MLFLOW_DISABLE_TELEMETRY := true
+MLFLOW_PORT ?= 5000
+
 .PHONY: train
-train: install ## Train the CNN and publish a new model version into models/ (≈1.5 min; TRAIN_PARAMS=k=v,...)
-	cd training && $(PY) -m mnist_training --params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
+train: install ## Train the CNN, publish a version into models/, track and register it in MLflow (≈1.5 min; TRAIN_PARAMS=k=v,...; TRACKING=off)
+	cd training && $(PY) -m mnist_training $(if $(filter off,$(TRACKING)),--env untracked) \
+		--params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
+	@$(if $(filter off,$(TRACKING)),echo "Not tracked (TRACKING=off).",echo "Tracked in $${MLFLOW_TRACKING_URI:-the embedded store training/mlruns/: make mlflow, then http://127.0.0.1:$(MLFLOW_PORT)}")
+
+.PHONY: mlflow
+mlflow: install ## The MLflow UI over the embedded tracking store (training/mlruns/) on http://127.0.0.1:5000 (MLFLOW_PORT)
+	@mkdir -p training/mlruns
+	cd training && $(PY) -m mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db \
+		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 $(MODELS_DIR)/CURRENT:
 	@echo "No model in $(MODELS_DIR) yet: training the default one"

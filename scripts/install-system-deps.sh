@@ -14,6 +14,7 @@ Installs, with apt-get, the system packages that `make test` and `make bench` ne
   wrk              HTTP load generator for `make bench`
   prometheus, prometheus-alertmanager, prometheus-nginx-exporter, nginx
                    the real monitoring tools the monitoring tests run (promtool, amtool included)
+  postgresql       the real PostgreSQL the MLflow tests start (as a non-root user, on 127.0.0.1)
   openssh-server, openssh-client
                    the real sshd (on 127.0.0.1 only) that `make test-stack` deploys through; the
                    package's own service is not started
@@ -24,7 +25,7 @@ USAGE
 [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
 
 PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter nginx
-  openssh-server openssh-client)
+  postgresql openssh-server openssh-client)
 # Node may come from elsewhere (nvm, a base image); only ask Debian for it when it is missing.
 command -v npm >/dev/null || PACKAGES+=(npm)
 

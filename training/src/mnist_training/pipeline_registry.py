@@ -1,10 +1,10 @@
-"""The project's pipelines: ``data``, ``train``, ``evaluate``, ``export``; the default runs all four."""
+"""The project's pipelines: ``data``, ``train``, ``evaluate``, ``export``, ``track``; the default runs all."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from mnist_training.pipelines import data, evaluate, export, train
+from mnist_training.pipelines import data, evaluate, export, track, train
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -13,6 +13,7 @@ def register_pipelines() -> dict[str, Pipeline]:
         "train": train.create_pipeline(),
         "evaluate": evaluate.create_pipeline(),
         "export": export.create_pipeline(),
+        "track": track.create_pipeline(),
     }
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

@@ -190,4 +190,4 @@ def publish_model(
         target,
         " and made it CURRENT" if export_params.make_current else "",
     )
-    return {"version": version, "path": str(target), "test_accuracy": metrics["test_accuracy"]}
+    return {"version": version, "path": str(target), "test_accuracy": metrics["test_accuracy"], "metadata": metadata}

@@ -1,0 +1,22 @@
+from kedro.pipeline import Node, Pipeline
+
+from mnist_training.pipelines.track.nodes import metric_curves, register_model_version
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                metric_curves,
+                ["training_history", "metrics", "onnx_parity"],
+                "tracked_metrics",
+                name="metric_curves",
+            ),
+            Node(
+                register_model_version,
+                ["published_model", "params:registry"],
+                "registered_model",
+                name="register_model_version",
+            ),
+        ]
+    )

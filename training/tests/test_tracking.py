@@ -1,0 +1,274 @@
+"""Training against real MLflow servers (SQLite and PostgreSQL backends): what a run logs,
+what the registry holds, and that a registered version, downloaded back, is what the backend
+serves. Each training run is the real project (`python -m mnist_training`) on a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import onnxruntime as ort
+import pytest
+from mlflow import MlflowClient
+
+from mnist_testkit.digits import load_digits
+from mnist_testkit.processes import Process, start_backend
+from mnist_testkit.waiting import free_port
+from tests.conftest import PROJECT_ROOT
+
+TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4"
+MODEL_NAME = "mnist-cnn"
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def train(models_dir: Path, tracking_uri: str | None, *extra: str, params: str = TINY) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    if tracking_uri:
+        env["MLFLOW_TRACKING_URI"] = tracking_uri
+    return subprocess.run(
+        [sys.executable, "-m", "mnist_training", "--params", f"export.models_dir={models_dir},{params}", *extra],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def start_mlflow_server(backend_store_uri: str, directory: Path) -> Process:
+    """`mlflow server` as the Compose service runs it: proxied artifacts (--serve-artifacts)."""
+    port = free_port()
+    return Process(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            str(directory / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        directory / "mlflow-server.log",
+        health_url=f"http://127.0.0.1:{port}/health",
+        env={"MLFLOW_DISABLE_TELEMETRY": "true"},
+        timeout=120,
+        url=f"http://127.0.0.1:{port}",
+    )
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("mlflow-sqlite")
+    server = start_mlflow_server(f"sqlite:///{directory / 'mlflow.db'}", directory)
+    yield str(server.url)
+    server.stop()
+
+
+def as_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as nobody."""
+    return ["runuser", "-u", "nobody", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="module")
+def postgres_uri() -> Iterator[str]:
+    """A real PostgreSQL (Debian's server binaries) in a temporary data directory, on 127.0.0.1."""
+    if not (POSTGRES_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL is not installed ({POSTGRES_BIN}; scripts/install-system-deps.sh installs it)")
+    # Not under pytest's temporary folder: that one is private to root, and nobody must enter.
+    directory = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))
+    data, sockets = directory / "data", directory / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(directory, "nobody")
+        shutil.chown(sockets, "nobody")
+    port = free_port()
+    subprocess.run(
+        as_user([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-h 127.0.0.1 -p {port} -k {sockets}"
+    subprocess.run(
+        as_user(
+            [str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    yield f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/postgres"
+    subprocess.run(as_user([str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_server(postgres_uri, tmp_path_factory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("mlflow-postgres")
+    server = start_mlflow_server(postgres_uri, directory)
+    yield str(server.url)
+    server.stop()
+
+
+def registered_versions(tracking_uri: str) -> list:
+    client = MlflowClient(tracking_uri)
+    return sorted(client.search_model_versions(f"name='{MODEL_NAME}'"), key=lambda v: int(v.version))
+
+
+def download(tracking_uri: str, version: str, target: Path) -> Path:
+    mlflow.set_tracking_uri(tracking_uri)
+    return Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{MODEL_NAME}/{version}", dst_path=str(target))
+    )
+
+
+def published_version(models_dir: Path) -> str:
+    return (models_dir / "CURRENT").read_text().strip()
+
+
+def serve_and_predict(version_dir: Path, tmp_path: Path) -> tuple[dict, int]:
+    """Serve the downloaded folder with the real backend; return its answer for a real 7 and
+    the digit ONNX Runtime reads from the same folder's model.onnx."""
+    # Into the registry's layout: models/<version id>/ and CURRENT naming it.
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    models = tmp_path / "served"
+    shutil.copytree(version_dir, models / metadata["version"])
+    (models / "CURRENT").write_text(metadata["version"] + "\n")
+    pixels = np.asarray(load_digits()[7], dtype=np.float32).reshape(-1) / 255.0
+    normalized = ((pixels - metadata["input"]["mean"]) / metadata["input"]["std"]).reshape(1, 1, 28, 28)
+    session = ort.InferenceSession(str(version_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    expected = int(session.run(None, {"image": normalized.astype(np.float32)})[0].argmax())
+    backend = start_backend(models, tmp_path, ENVIRONMENT="dev")
+    try:
+        body = {"image": pixels.reshape(28, 28).tolist()}
+        answer = httpx.post(f"{backend.url}/api/v1/predict", json=body, timeout=30).json()
+    finally:
+        backend.stop()
+    return answer, expected
+
+
+def check_registered_run(tracking_uri: str, models_dir: Path, registered, tmp_path: Path) -> None:
+    client = MlflowClient(tracking_uri)
+    version = published_version(models_dir)
+    metadata = json.loads((models_dir / version / "metadata.json").read_text())
+    assert registered.tags["model_version_id"] == version
+    assert registered.tags["onnx_sha256"] == metadata["onnx_sha256"]
+    assert registered.tags["test_accuracy"] == f"{metadata['metrics']['test_accuracy']:.6f}"
+    assert registered.tags["data_sha256"] == metadata["data"]["sha256"]
+    assert float(registered.tags["parity_max_abs_diff"]) <= 1e-4
+    assert {"git_sha", "data_source"} <= registered.tags.keys()
+
+    run = client.get_run(registered.run_id)
+    assert run.data.params["train.epochs"] == "2" and run.data.params["train.architecture.channels"] == "4"
+    assert run.data.params["data.limit"] == "500" and run.data.params["registry.model_name"] == MODEL_NAME
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
+    assert run.data.metrics["test_accuracy"] == pytest.approx(metadata["metrics"]["test_accuracy"])
+    assert {f"test_accuracy_digit_{d}" for d in range(10)} <= run.data.metrics.keys()
+    assert run.data.metrics["onnx_parity_max_abs_diff"] == pytest.approx(metadata["parity_max_abs_diff"])
+    assert run.data.tags["mnist.model_version_id"] == version
+
+    # The registered artifacts are the published folder, byte for byte: the serving contract.
+    downloaded = download(tracking_uri, registered.version, tmp_path / "download")
+    published = models_dir / version
+    assert sorted(p.name for p in downloaded.iterdir()) == sorted(p.name for p in published.iterdir())
+    for path in published.iterdir():
+        assert (downloaded / path.name).read_bytes() == path.read_bytes(), path.name
+    answer, expected = serve_and_predict(downloaded, tmp_path)
+    assert answer["model_version"] == version
+    assert answer["digit"] == expected and sum(answer["probabilities"]) == pytest.approx(1, abs=1e-3)
+
+
+def test_runs_against_a_server_log_everything_and_register_each_published_version(sqlite_server, tmp_path):
+    models_dir = tmp_path / "models"
+    first = train(models_dir, sqlite_server)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    [registered] = registered_versions(sqlite_server)
+    assert registered.version == "1"
+    check_registered_run(sqlite_server, models_dir, registered, tmp_path / "first")
+
+    second = train(models_dir, sqlite_server)
+    assert second.returncode == 0, second.stderr[-3000:]
+    versions = registered_versions(sqlite_server)
+    assert [v.version for v in versions] == ["1", "2"]
+    assert versions[1].tags["model_version_id"] == published_version(models_dir) != registered.tags["model_version_id"]
+
+
+def test_a_run_that_fails_onnx_parity_registers_nothing(sqlite_server, tmp_path):
+    before = len(registered_versions(sqlite_server))
+    # A tolerance nothing can meet: the parity check raises, publication and registration never run.
+    result = train(tmp_path / "models", sqlite_server, params=f"{TINY},export.parity_tolerance=1e-30")
+    assert result.returncode != 0
+    assert "ONNX export differs from PyTorch" in result.stdout + result.stderr
+    assert len(registered_versions(sqlite_server)) == before
+    assert not (tmp_path / "models" / "CURRENT").exists()
+    failed = MlflowClient(sqlite_server).search_runs(
+        [MlflowClient(sqlite_server).get_experiment_by_name(MODEL_NAME).experiment_id],
+        order_by=["start_time DESC"],
+        max_results=1,
+    )[0]
+    assert failed.info.status == "FAILED"
+    assert MlflowClient(sqlite_server).list_artifacts(failed.info.run_id, "model") == []
+
+
+def test_the_registry_works_the_same_on_postgresql(postgres_server, tmp_path):
+    models_dir = tmp_path / "models"
+    result = train(models_dir, postgres_server)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [registered] = registered_versions(postgres_server)
+    check_registered_run(postgres_server, models_dir, registered, tmp_path)
+
+
+def test_an_unreachable_tracking_server_fails_fast_with_one_sentence(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = train(tmp_path / "models", uri)
+    assert result.returncode == 1
+    assert f"error: the MLflow tracking server {uri} cannot be reached" in result.stderr
+    assert "TRACKING=off" in result.stderr
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_tracking_off_publishes_and_registers_nothing(sqlite_server, tmp_path):
+    client = MlflowClient(sqlite_server)
+    experiment = client.get_experiment_by_name(MODEL_NAME)
+    runs_before = len(client.search_runs([experiment.experiment_id])) if experiment else 0
+    versions_before = len(registered_versions(sqlite_server))
+    result = train(tmp_path / "models", sqlite_server, "--env", "untracked")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert published_version(tmp_path / "models")
+    assert "Tracking is off" in result.stdout + result.stderr
+    experiment = client.get_experiment_by_name(MODEL_NAME)
+    assert (len(client.search_runs([experiment.experiment_id])) if experiment else 0) == runs_before
+    assert len(registered_versions(sqlite_server)) == versions_before
+
+
+def test_without_a_tracking_uri_runs_go_to_the_embedded_store(tmp_path):
+    result = train(tmp_path / "models", None)
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+    version = published_version(tmp_path / "models")
+    runs = MlflowClient(store).search_runs(
+        [MlflowClient(store).get_experiment_by_name(MODEL_NAME).experiment_id],
+        filter_string=f"tags.`mnist.model_version_id` = '{version}'",
+    )
+    assert len(runs) == 1
+    assert any(v.tags["model_version_id"] == version for v in registered_versions(store))
