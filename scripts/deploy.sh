@@ -401,6 +401,13 @@ if [[ "$ENV_NAME" == production ]]; then
   mapfile -t OLD_BACKENDS < <(pool_ids backend "$DEPLOY_POOL")
   mapfile -t OLD_FRONTENDS < <(pool_ids frontend "$DEPLOY_POOL")
   [[ ${#OLD_BACKENDS[@]} -gt 0 ]] && ROLLING=1
+  # Containers outside the live pool are what an interrupted deploy left: they would count
+  # towards the new pool's scale, so they go first (nginx sends them nothing).
+  mapfile -t LEFTOVERS < <(started_since backend "${OLD_BACKENDS[@]}"; started_since frontend "${OLD_FRONTENDS[@]}")
+  if [[ $ROLLING -eq 1 && ${#LEFTOVERS[@]} -gt 0 ]]; then
+    echo "removing ${#LEFTOVERS[@]} containers outside the live $DEPLOY_POOL pool (left by an interrupted deploy)"
+    retire "${LEFTOVERS[@]}"
+  fi
 fi
 if [[ $ROLLING -eq 1 ]]; then
   rolling_deploy && deployed=1 || deployed=0
