@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mnist_testkit.recording import RecordingServer
-from mnist_testkit.waiting import free_port
+from mnist_testkit.waiting import free_port, wait_until
 from tests.edge import Edge, drop_posts, fake_backend, start_edge
 
 PREDICT = "/api/v1/predict"
@@ -117,9 +117,14 @@ def test_one_request_id_from_the_edge_to_the_backend(edge, backends):
             PREDICT, json=BODY, headers={"X-Request-ID": "forged id\twith spaces", "X-Forwarded-For": "6.6.6.6"}
         )
     received = [r.headers["x-request-id"] for b in backends["stable"] for r in b.requests]
-    logged = [line["request_id"] for line in edge.access_log() if line["uri"] == PREDICT]
+
+    def logged() -> list[str]:
+        return [line["request_id"] for line in edge.access_log() if line["uri"] == PREDICT]
+
+    # nginx writes a request's log line after the answer has gone out: wait for both lines.
+    wait_until(lambda: len(logged()) == len(received), timeout=10, what="nginx to log both requests")
     assert "trace-123" in received
-    assert sorted(received) == sorted(logged)  # the same id in nginx's log and at the backend
+    assert sorted(received) == sorted(logged())  # the same id in nginx's log and at the backend
     assert all(" " not in rid and "\t" not in rid for rid in received)
     # The client's own X-Forwarded-For is replaced: the backend limits by the real address.
     assert {r.headers["x-forwarded-for"] for b in backends["stable"] for r in b.requests} == {"127.0.0.1"}
