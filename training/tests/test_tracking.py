@@ -219,13 +219,11 @@ def test_a_run_that_fails_onnx_parity_registers_nothing(sqlite_server, tmp_path)
     assert "ONNX export differs from PyTorch" in result.stdout + result.stderr
     assert len(registered_versions(sqlite_server)) == before
     assert not (tmp_path / "models" / "CURRENT").exists()
-    failed = MlflowClient(sqlite_server).search_runs(
-        [MlflowClient(sqlite_server).get_experiment_by_name(MODEL_NAME).experiment_id],
-        order_by=["start_time DESC"],
-        max_results=1,
-    )[0]
+    client = MlflowClient(sqlite_server)
+    experiment_id = client.get_experiment_by_name(MODEL_NAME).experiment_id
+    failed = client.search_runs([experiment_id], order_by=["start_time DESC"], max_results=1)[0]
     assert failed.info.status == "FAILED"
-    assert MlflowClient(sqlite_server).list_artifacts(failed.info.run_id, "model") == []
+    assert client.list_artifacts(failed.info.run_id, "model") == []
 
 
 def test_the_registry_works_the_same_on_postgresql(postgres_server, tmp_path):

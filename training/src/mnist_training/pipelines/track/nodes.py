@@ -7,8 +7,6 @@ register nothing."""
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +56,7 @@ def register_model_version(published: dict[str, Any], params: RegistryParams) ->
         "data_source": metadata["data"]["source"],
     }
     mlflow.set_tags({f"mnist.{key}": value for key, value in tags.items()})
-    # The version as it is on disk, read-only files included (copied: MLflow may chmod its inputs).
-    with tempfile.TemporaryDirectory() as staging:
-        copy = Path(staging) / ARTIFACT_PATH
-        shutil.copytree(version_dir, copy)
-        mlflow.log_artifacts(str(copy), artifact_path=ARTIFACT_PATH)
+    mlflow.log_artifacts(str(version_dir), artifact_path=ARTIFACT_PATH)  # the version as it is on disk
     client = MlflowClient()
     try:
         client.get_registered_model(params.model_name)
