@@ -109,6 +109,15 @@ logs: ## Follow ENV's logs (SERVICE=backend to pick one)
 status: ## Show ENV's containers and their health
 	scripts/compose.sh $(ENV) ps
 
+.PHONY: mlflow-backup
+mlflow-backup: ## Back up ENV's MLflow (its PostgreSQL and artifacts) into backups/ (BACKUP_DIR=...)
+	scripts/mlflow-backup.sh $(ENV) --out $(or $(BACKUP_DIR),backups)
+
+.PHONY: mlflow-restore
+mlflow-restore: ## Replace ENV's MLflow with a backup: BACKUP=backups/mlflow-<env>-<time> (asks for CONFIRM=yes)
+	@test -n "$(BACKUP)" || { echo "error: BACKUP=<folder written by make mlflow-backup> is required" >&2; exit 2; }
+	scripts/mlflow-restore.sh $(ENV) $(BACKUP) $(if $(filter yes,$(CONFIRM)),--yes)
+
 .PHONY: offline-images
 offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager images without a registry
 	scripts/build-offline-images.sh
@@ -139,7 +148,7 @@ $(SECURITY_STAMP): requirements-security.txt
 security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checkov (own venv); fails on findings
 	PATH="$(abspath $(SECURITY_VENV))/bin:$$PATH" PY=$(PY) scripts/security-scan.sh
 
-SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh)
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh docker/offline/*.sh)
 
 .PHONY: lint
 lint: install ## Lint, type-check and check formatting (ruff, mypy, shellcheck)

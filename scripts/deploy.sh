@@ -33,8 +33,9 @@ Options:
   --timeout S    seconds to wait for healthy containers (default 300, at least 1)
   --no-rollback  deploy even though the previous deployment's images are gone (nothing to roll
                  back to if this one fails)
-Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE
-(staging and production; the last is Alertmanager's), MODELS_PATH (default ./models),
+Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE,
+MLFLOW_PASSWORD_FILE, POSTGRES_PASSWORD_FILE (staging and production; SLACK_WEBHOOK_FILE is
+Alertmanager's; MLflow's admin is user admin), MODELS_PATH (default ./models),
 TLS_CERT_DIR (production, default nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY,
 DRAIN_SECONDS (production: how long old replicas keep their connections, default 5),
 OFFLINE=1 (no registry: skip Grafana and pulls), SLACK_WEBHOOK (deploy notifications),
@@ -123,6 +124,7 @@ if [[ $DRY_RUN -eq 1 ]]; then
   echo "  compose:   ${COMPOSE_ARGS[*]}"
   echo "  profiles:  ${COMPOSE_PROFILES:-none}"
   echo "  images:    $IMAGE_REPOSITORY/{backend,frontend}:$TAG ($([[ $BUILD -eq 1 ]] && echo 'build unless present' || echo 'use or pull'))"
+  echo "  registry:  $MLFLOW_IMAGE and its database (kept running; started if missing)"
   echo "  commit:    $COMMIT$([[ $DIRTY == true ]] && echo ' (with uncommitted changes)')"
   echo "  replaces:  $(record_summary "$PREVIOUS")"
   echo "  then:      up -d, wait healthy (${TIMEOUT}s), scripts/test-integration.sh, rollback on failure"
@@ -286,21 +288,23 @@ started_since() {  # service old-ids...: the containers of that service that are
   done
 }
 
-# Every service but the pooled ones, with this checkout's configuration. Prometheus and
+# Every service but the pooled ones, with this checkout's configuration, except the stateful
+# ones (MLflow and its database: started if missing, never recreated by an app deploy). Prometheus and
 # Alertmanager read single mounted files, which a new checkout replaces without Compose noticing:
 # they are recreated. The edge is never recreated here (that would drop every open connection):
 # its configuration arrives through reload_edge; a new nginx image, port or mount needs
 # `scripts/compose.sh production up -d --force-recreate nginx` (README: zero-downtime deploys).
 update_other_services() {  # tag
-  local services=() service
+  local services=() kept=(nginx) service
   for service in $(active_services); do
-    case "$service" in
-      backend|frontend|nginx) ;;
-      *) services+=("$service") ;;
-    esac
+    if is_stateful "$service"; then
+      kept+=("$service")
+    elif [[ ! "$service" =~ ^(backend|frontend|nginx)$ ]]; then
+      services+=("$service")
+    fi
   done
   IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --force-recreate "${services[@]}" || return 1
-  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --no-recreate nginx
+  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --no-recreate "${kept[@]}"
 }
 
 OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 OTHERS_UPDATED=0 NEW_POOL=""
@@ -341,8 +345,16 @@ rolling_rollback() {
 in_place_deploy() {  # tag [compose up options]
   local tag=$1
   shift
+  local services=() stateful=() service
   [[ "$ENV_NAME" == production ]] && write_pool "$DEPLOY_POOL"
-  IMAGE_TAG=$tag timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --force-recreate --remove-orphans "$@" || return 1
+  for service in $(active_services); do
+    if is_stateful "$service"; then stateful+=("$service"); else services+=("$service"); fi
+  done
+  # The registry keeps running through app deploys and rollbacks (started if missing).
+  if [[ ${#stateful[@]} -gt 0 ]]; then
+    IMAGE_TAG=$tag timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-build --no-recreate "${stateful[@]}" || return 1
+  fi
+  IMAGE_TAG=$tag timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --force-recreate --remove-orphans "$@" "${services[@]}" || return 1
   IMAGE_TAG=$tag wait_healthy || return 1
   [[ "$ENV_NAME" == production ]] && { reload_edge || return 1; }
   integration_test
@@ -393,6 +405,14 @@ elif [[ $BUILD -eq 1 ]]; then
   "${COMPOSE_ARGS[@]}" build backend frontend
 elif ! images_present "$IMAGE_REPOSITORY" "$TAG"; then
   die "images $IMAGE_REPOSITORY/{backend,frontend}:$TAG are neither here nor in the registry"
+fi
+
+# The tracking server's image changes with MLflow's version only: here, pulled, or built once.
+if [[ " $(active_services | tr '\n' ' ') " == *" mlflow "* ]] && ! docker image inspect "$MLFLOW_IMAGE" >/dev/null 2>&1; then
+  if [[ -n "${OFFLINE:-}" ]] || ! docker pull --quiet "$MLFLOW_IMAGE" >/dev/null 2>&1; then
+    step "Building the tracking server's image $MLFLOW_IMAGE"
+    "${COMPOSE_ARGS[@]}" build mlflow
+  fi
 fi
 
 step "Starting $ENV_NAME"

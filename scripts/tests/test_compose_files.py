@@ -14,7 +14,7 @@ from tests.conftest import COMPOSE_VERSIONS, REPO_ROOT, SCRIPTS, compose_answers
 
 ENVIRONMENTS = ("dev", "staging", "production")
 OUR_IMAGES = ("backend", "frontend", "backend-canary")
-DOCKERFILES = ("Dockerfile.serving", "Dockerfile.frontend", "Dockerfile.training")
+DOCKERFILES = ("Dockerfile.serving", "Dockerfile.frontend", "Dockerfile.training", "Dockerfile.mlflow")
 
 
 # Every check runs on the configuration as each Compose merges it (through scripts/compose.sh, as a
@@ -31,7 +31,9 @@ def merged(request, tmp_path_factory) -> dict[str, dict]:
         "FRONTEND_API_KEY_FILE": str(secret),
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
-        "COMPOSE_PROFILES": "grafana,train,monitoring",
+        "MLFLOW_PASSWORD_FILE": str(secret),
+        "POSTGRES_PASSWORD_FILE": str(secret),
+        "COMPOSE_PROFILES": "grafana,train,monitoring,mlflow",
         "COMPOSE_CLI": version,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         **({"DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]} if "DOCKER_CONFIG" in os.environ else {}),
@@ -153,15 +155,66 @@ def test_every_service_has_a_healthcheck_but_the_scratch_exporter(merged):
             assert "healthcheck" in service, f"{name}: {service_name} has no healthcheck"
 
 
+def test_every_environment_has_mlflow_on_postgres_with_a_login_outside_dev(merged):
+    for name, services in merged.items():
+        mlflow, postgres = services["mlflow"], services["postgres"]
+        assert mlflow["depends_on"]["postgres"]["condition"] == "service_healthy"
+        # v1 writes volumes and ports as strings, v2 as mappings.
+        assert [v["source"] if isinstance(v, dict) else v.split(":")[0] for v in postgres["volumes"]] == [
+            "postgres-data"
+        ]
+        assert [v["source"] if isinstance(v, dict) else v.split(":")[0] for v in mlflow["volumes"]] == [
+            "mlflow-artifacts"
+        ]
+        ports = [p if isinstance(p, str) else f"{p['host_ip']}:{p['published']}:{p['target']}" for p in mlflow["ports"]]
+        assert [port.removesuffix("/tcp") for port in ports] == ["127.0.0.1:5000:5000"]
+        assert "ports" not in postgres, f"{name}: the database is reached through Compose only"
+        if name == "dev":
+            assert mlflow["profiles"] == postgres["profiles"] == ["mlflow"]
+            assert "MLFLOW_ADMIN_PASSWORD_FILE" not in mlflow["environment"]
+            continue
+        assert mlflow["environment"]["MLFLOW_ADMIN_PASSWORD_FILE"] == "/run/secrets/mlflow_password"
+        for service in (mlflow, postgres):
+            assert service["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+            assert "POSTGRES_PASSWORD" not in service["environment"], f"{name}: a password in plain text"
+            assert service["restart"] == "unless-stopped" and service["deploy"]["resources"]["limits"]["memory"]
+        assert {s["source"] if isinstance(s, dict) else s for s in mlflow["secrets"]} == {
+            "mlflow_password",
+            "postgres_password",
+        }
+        if name == "production":
+            assert mlflow["read_only"] and postgres["read_only"]
+
+
+def test_mlflow_is_one_version_for_training_the_server_image_and_the_scripts():
+    pins = {
+        "training/pyproject.toml": re.search(
+            r'"mlflow==([\d.]+)"', (REPO_ROOT / "training/pyproject.toml").read_text()
+        ),
+        "docker/mlflow/requirements.txt": re.search(
+            r"^mlflow\[auth\]==([\d.]+)$", (REPO_ROOT / "docker/mlflow/requirements.txt").read_text(), re.MULTILINE
+        ),
+        "scripts/lib/compose.sh": re.search(
+            r"^MLFLOW_VERSION=([\d.]+)$", (SCRIPTS / "lib/compose.sh").read_text(), re.M
+        ),
+        "docker-compose.yml": re.search(
+            r"MLFLOW_IMAGE:-[^}]+/mlflow:([\d.]+)\}", (REPO_ROOT / "docker-compose.yml").read_text()
+        ),
+    }
+    versions = {source: match.group(1) if match else None for source, match in pins.items()}
+    assert None not in versions.values() and len(set(versions.values())) == 1, versions
+
+
 def test_third_party_images_are_variables_with_pinned_defaults():
     text = "\n".join((REPO_ROOT / f"docker-compose{suffix}.yml").read_text() for suffix in ("", ".production"))
     images = re.findall(r"^\s+image: (.+)$", text, flags=re.MULTILINE)
     third_party = [image for image in images if "IMAGE_REPOSITORY" not in image]
-    assert len(third_party) == 5
+    assert len(third_party) == 7  # nginx, its exporter, Prometheus, Alertmanager, Grafana, PostgreSQL, MLflow
     for image in third_party:
         match = re.fullmatch(r"\$\{[A-Z_]+_IMAGE:-([^}]+)\}", image.strip())
         assert match, f"{image} is not a variable with a default"
-        assert re.search(r":v?\d+\.\d+\.\d+", match.group(1)), f"{image}: the default is not a pinned version"
+        # A full upstream version (PostgreSQL numbers its releases major.minor).
+        assert re.search(r":v?\d+\.\d+(\.\d+)?(-\w+)?$", match.group(1)), f"{image}: the default is not pinned"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES)

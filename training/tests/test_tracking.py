@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,18 +20,20 @@ import onnxruntime as ort
 import pytest
 from mlflow import MlflowClient
 
+from mnist_testkit import postgres
 from mnist_testkit.digits import load_digits
-from mnist_testkit.processes import Process, start_backend
+from mnist_testkit.processes import start_backend, start_mlflow_server
 from mnist_testkit.waiting import free_port
 from tests.conftest import PROJECT_ROOT
 
 TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4"
 MODEL_NAME = "mnist-cnn"
-POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def train(models_dir: Path, tracking_uri: str | None, *extra: str, params: str = TINY) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+def train(
+    models_dir: Path, tracking_uri: str | None, *extra: str, params: str = TINY, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
     env.pop("MLFLOW_TRACKING_URI", None)
     if tracking_uri:
         env["MLFLOW_TRACKING_URI"] = tracking_uri
@@ -46,35 +47,6 @@ def train(models_dir: Path, tracking_uri: str | None, *extra: str, params: str =
     )
 
 
-def start_mlflow_server(backend_store_uri: str, directory: Path) -> Process:
-    """`mlflow server` as the Compose service runs it: proxied artifacts (--serve-artifacts)."""
-    port = free_port()
-    return Process(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            backend_store_uri,
-            "--artifacts-destination",
-            str(directory / "artifacts"),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        directory / "mlflow-server.log",
-        health_url=f"http://127.0.0.1:{port}/health",
-        env={"MLFLOW_DISABLE_TELEMETRY": "true"},
-        timeout=120,
-        url=f"http://127.0.0.1:{port}",
-    )
-
-
 @pytest.fixture(scope="module")
 def sqlite_server(tmp_path_factory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("mlflow-sqlite")
@@ -83,40 +55,13 @@ def sqlite_server(tmp_path_factory) -> Iterator[str]:
     server.stop()
 
 
-def as_user(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as nobody."""
-    return ["runuser", "-u", "nobody", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="module")
 def postgres_uri() -> Iterator[str]:
     """A real PostgreSQL (Debian's server binaries) in a temporary data directory, on 127.0.0.1."""
-    if not (POSTGRES_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL is not installed ({POSTGRES_BIN}; scripts/install-system-deps.sh installs it)")
-    # Not under pytest's temporary folder: that one is private to root, and nobody must enter.
-    directory = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))
-    data, sockets = directory / "data", directory / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(directory, "nobody")
-        shutil.chown(sockets, "nobody")
-    port = free_port()
-    subprocess.run(
-        as_user([str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "mlflow", "-A", "trust"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-h 127.0.0.1 -p {port} -k {sockets}"
-    subprocess.run(
-        as_user(
-            [str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    yield f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/postgres"
-    subprocess.run(as_user([str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True)
-    shutil.rmtree(directory, ignore_errors=True)
+    if not postgres.installed():
+        pytest.skip(f"PostgreSQL is not installed ({postgres.POSTGRES_BIN}): scripts/install-system-deps.sh")
+    with postgres.running_postgres() as server:
+        yield server.uri()
 
 
 @pytest.fixture(scope="module")
@@ -239,10 +184,61 @@ def test_an_unreachable_tracking_server_fails_fast_with_one_sentence(tmp_path):
     started = time.monotonic()
     result = train(tmp_path / "models", uri)
     assert result.returncode == 1
-    assert f"error: the MLflow tracking server {uri} cannot be reached" in result.stderr
+    assert f"error: the MLflow tracking server {uri} cannot be used" in result.stderr
     assert "TRACKING=off" in result.stderr
     assert time.monotonic() - started < 60
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_without(tmp_path):
+    """Staging's and production's server (MLflow's basic-auth app): no user, or a wrong password,
+    fails before any training with a sentence; the right one registers the version."""
+    password = "a-long-admin-password-for-tests"  # pragma: allowlist secret
+    with postgres.running_postgres(password="db-password-for-tests") as database:  # pragma: allowlist secret
+        auth_config = tmp_path / "basic_auth.ini"
+        auth_config.write_text(
+            f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path / 'auth.db'}\n"
+            "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        server = start_mlflow_server(
+            database.uri(),
+            tmp_path,
+            "--app-name",
+            "basic-auth",
+            MLFLOW_AUTH_CONFIG_PATH=str(auth_config),
+            MLFLOW_AUTH_ADMIN_PASSWORD=password,
+            MLFLOW_FLASK_SERVER_SECRET_KEY="secret-key-for-tests",  # pragma: allowlist secret
+        )
+        try:
+            for credentials, expected in (
+                ({}, "wants a user"),
+                (
+                    {
+                        "MLFLOW_TRACKING_USERNAME": "admin",
+                        "MLFLOW_TRACKING_PASSWORD": "wrong",  # pragma: allowlist secret
+                    },
+                    "refused the credentials given",
+                ),
+            ):
+                started = time.monotonic()
+                result = train(tmp_path / "refused", server.url, env=credentials)
+                assert result.returncode == 1, result.stderr[-2000:]
+                assert f"{server.url} cannot be used (it {expected}, HTTP 401" in result.stderr
+                assert time.monotonic() - started < 60
+            assert not (tmp_path / "refused").exists()
+
+            user = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
+            result = train(tmp_path / "models", server.url, env=user)
+            assert result.returncode == 0, result.stderr[-3000:]
+            os.environ.update(user)
+            try:
+                [registered] = registered_versions(server.url)
+            finally:
+                for name in user:
+                    os.environ.pop(name)
+            assert registered.tags["model_version_id"] == published_version(tmp_path / "models")
+        finally:
+            server.stop()
 
 
 def test_tracking_off_publishes_and_registers_nothing(sqlite_server, tmp_path):

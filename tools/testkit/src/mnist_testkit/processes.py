@@ -85,3 +85,20 @@ def start_frontend(backend_url: str, log_dir: Path, **env: str) -> Process:
         cwd=REPO_ROOT / "frontend",
         url=url,
     )
+
+
+def start_mlflow_server(backend_store_uri: str, directory: Path, *options: str, **env: str) -> Process:
+    """``mlflow server`` (of the running Python) as the Compose service runs it: proxied artifacts
+    in ``directory/artifacts``, on a free port of 127.0.0.1; ``.url`` is its address."""
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
+    command += ["--artifacts-destination", str(directory / "artifacts"), "--serve-artifacts"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *options]
+    return Process(
+        command,
+        directory / f"mlflow-server-{port}.log",
+        health_url=f"http://127.0.0.1:{port}/health",
+        env={"MLFLOW_DISABLE_TELEMETRY": "true", **env},
+        timeout=120,
+        url=f"http://127.0.0.1:{port}",
+    )

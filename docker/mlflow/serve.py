@@ -1,0 +1,141 @@
+"""Start the hub's MLflow tracking server (the `mlflow` Compose service) from its settings.
+
+Settings, all from the environment:
+  POSTGRES_HOST (postgres), POSTGRES_PORT (5432), POSTGRES_USER, POSTGRES_DB, and the password in
+      POSTGRES_PASSWORD_FILE (or POSTGRES_PASSWORD): the store for runs and the model registry.
+      MLFLOW_BACKEND_STORE_URI names another store instead (e.g. sqlite:////mlflow/mlflow.db).
+  MLFLOW_ARTIFACTS_DESTINATION  where the artifacts the server proxies live (/mlflow/artifacts).
+  MLFLOW_ADMIN_PASSWORD_FILE    turns MLflow's basic-auth app on: every request needs a user; the
+      admin (MLFLOW_ADMIN_USERNAME, default admin) is created with this password on the first
+      start. Users and permissions live in the database <POSTGRES_DB>_auth, next to the runs.
+  MLFLOW_WORKERS (1), MLFLOW_PORT (5000), MLFLOW_ALLOWED_HOSTS (the Host headers accepted:
+      the service name, localhost and private addresses by default).
+No password appears on a command line (`ps` shows those): the server reads its store from the
+environment, the auth app from its environment and a private configuration file in /tmp.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+DEFAULT_ALLOWED_HOSTS = "mlflow,mlflow:*,localhost,localhost:*,127.0.0.1,127.0.0.1:*,10.*,172.*,192.168.*"
+
+
+def fail(message: str) -> None:
+    sys.exit(f"mlflow-serve: error: {message}")
+
+
+def secret(name: str) -> str:
+    """The value of NAME_FILE's file (a Compose secret), else NAME itself, else empty."""
+    if path := os.environ.get(f"{name}_FILE"):
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            fail(f"{name}_FILE={path} cannot be read: {error.strerror}")
+    return os.environ.get(name, "")
+
+
+def postgres_uri(database: str) -> str:
+    user = os.environ.get("POSTGRES_USER", "mlflow")
+    password = secret("POSTGRES_PASSWORD")
+    if not password:
+        fail("no database password: set POSTGRES_PASSWORD_FILE (or MLFLOW_BACKEND_STORE_URI for another store)")
+    host = os.environ.get("POSTGRES_HOST", "postgres")
+    port = os.environ.get("POSTGRES_PORT", "5432")
+    return f"postgresql+psycopg2://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{database}"
+
+
+def wait_for_postgres(uri: str, timeout: float = 60.0) -> None:
+    """PostgreSQL may still be starting (or restarting): retry for a while, then say why not."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with engine.connect():
+                return
+        except sqlalchemy.exc.OperationalError as error:
+            if time.monotonic() > deadline:
+                fail(f"PostgreSQL does not answer after {timeout:.0f} s: {error.orig}")
+            time.sleep(2)
+        finally:
+            engine.dispose()
+
+
+def ensure_database(admin_uri: str, database: str) -> None:
+    """Create DATABASE (the auth app's users and permissions) unless it exists."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(admin_uri, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(
+                sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
+            ).scalar()
+            if not exists:
+                connection.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
+                print(f"mlflow-serve: created database {database} for users and permissions", flush=True)
+    finally:
+        engine.dispose()
+
+
+def write_auth_config(database_uri: str, admin: str) -> Path:
+    """The auth app's configuration, readable by this user only (it holds the database password)."""
+    path = Path(tempfile.mkdtemp(prefix="mlflow-auth-")) / "basic_auth.ini"
+    # configparser interpolates '%': a percent-encoded password must be doubled.
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        f"admin_username = {admin}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+def main() -> None:
+    env = dict(os.environ)
+    store = os.environ.get("MLFLOW_BACKEND_STORE_URI", "")
+    database = os.environ.get("POSTGRES_DB", "mlflow")
+    if not store:
+        store = postgres_uri(database)
+        wait_for_postgres(store)
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--artifacts-destination", os.environ.get("MLFLOW_ARTIFACTS_DESTINATION", "/mlflow/artifacts"),
+        "--serve-artifacts",
+        "--host", "0.0.0.0",  # noqa: S104  # nosec B104: inside a container; Compose publishes on 127.0.0.1
+        "--port", os.environ.get("MLFLOW_PORT", "5000"),
+        "--workers", os.environ.get("MLFLOW_WORKERS", "1"),
+        "--allowed-hosts", os.environ.get("MLFLOW_ALLOWED_HOSTS", DEFAULT_ALLOWED_HOSTS),
+    ]  # fmt: skip
+    env["MLFLOW_BACKEND_STORE_URI"] = store  # not an argument: `ps` would show the password
+    admin_password = secret("MLFLOW_ADMIN_PASSWORD")
+    if admin_password:
+        if not store.startswith("postgresql"):
+            fail("basic auth keeps its users in PostgreSQL: unset MLFLOW_BACKEND_STORE_URI (or the password file)")
+        ensure_database(store, f"{database}_auth")
+        config = write_auth_config(postgres_uri(f"{database}_auth"), os.environ.get("MLFLOW_ADMIN_USERNAME", "admin"))
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
+        # The auth app's CSRF protection needs one key shared by the workers: one per start.
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_hex(32))
+        command += ["--app-name", "basic-auth"]
+        print("mlflow-serve: basic auth on (every request needs a user)", flush=True)
+    else:
+        print("mlflow-serve: no MLFLOW_ADMIN_PASSWORD_FILE: no authentication (dev only)", flush=True)
+    env.pop("POSTGRES_PASSWORD", None)
+    os.execvpe(command[0], command, env)  # noqa: S606  # nosec B606: a fixed program, no shell
+
+
+if __name__ == "__main__":
+    main()

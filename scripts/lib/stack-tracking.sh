@@ -1,0 +1,55 @@
+# The tracking-server checks of scripts/test-stack.sh (sourced): a tiny training run from the
+# host logs into an environment's MLflow, the registered version is read back through the server,
+# a database restart and a backup/restore round trip lose nothing.
+# shellcheck shell=bash
+
+# registered_versions: "<registry version>=<model version id>" lines of mnist-cnn, through the
+# server at MLFLOW_TRACKING_URI with the exported credentials.
+registered_versions() {
+  "$PY" - <<'PY'
+from mlflow import MlflowClient
+for v in sorted(MlflowClient().search_model_versions("name='mnist-cnn'"), key=lambda v: int(v.version)):
+    print(f"{v.version}={v.tags['model_version_id']}")
+PY
+}
+
+# check_tracking_server ENV: needs PY, WORK, MLFLOW_PASSWORD_FILE and COMPOSE_ARGS for ENV.
+check_tracking_server() {
+  local env=$1 service state versions backup
+  for service in postgres mlflow; do
+    state=$(docker inspect -f '{{.State.Health.Status}}' "$("${COMPOSE_ARGS[@]}" ps -q "$service")")
+    [[ $state == healthy ]] || fail "$env's $service is $state"
+  done
+  export MLFLOW_TRACKING_URI=http://127.0.0.1:${MLFLOW_PORT:-5000} MLFLOW_TRACKING_USERNAME=admin
+  MLFLOW_TRACKING_PASSWORD=$(cat "$MLFLOW_PASSWORD_FILE")
+  export MLFLOW_TRACKING_PASSWORD MLFLOW_DISABLE_TELEMETRY=true
+  [[ $(curl -s -o /dev/null -w '%{http_code}' "$MLFLOW_TRACKING_URI/api/2.0/mlflow/experiments/search?max_results=1") == 401 ]] \
+    || fail "$env's MLflow answers without a login"
+  check "$env: postgres and mlflow healthy; the API wants a login (401 without one)"
+
+  rm -rf "$WORK/tracked-models"
+  (cd training && "$PY" -m mnist_training --params \
+    "export.models_dir=$WORK/tracked-models,data.limit=500,train.epochs=1,train.architecture.channels=4") \
+    >"$WORK/train-tracked.log" 2>&1 || { tail -20 "$WORK/train-tracked.log"; fail "a tiny run could not log into $env's MLflow"; }
+  versions=$(registered_versions)
+  [[ "$versions" == "1=$(cat "$WORK/tracked-models/CURRENT")" ]] || fail "the registry of $env holds '$versions'"
+  check "a tiny run from the host logged into $env's MLflow and registered mnist-cnn version $versions"
+
+  "${COMPOSE_ARGS[@]}" restart postgres >/dev/null 2>&1
+  [[ $(registered_versions) == "$versions" ]] || fail "after 'restart postgres' the registry holds '$(registered_versions)'"
+  check "restart postgres: the registry still holds $versions, read through the server"
+
+  scripts/mlflow-backup.sh "$env" --out "$WORK/backups" | sed 's/^/    | /'
+  backup=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | sort | tail -n1)
+  "$PY" -c 'from mlflow import MlflowClient; MlflowClient().delete_registered_model("mnist-cnn")'
+  [[ -z $(registered_versions) ]] || fail "deleting the registered model did not take"
+  scripts/mlflow-restore.sh "$env" "$backup" --yes | sed 's/^/    | /'
+  [[ $(registered_versions) == "$versions" ]] || fail "after the restore the registry holds '$(registered_versions)'"
+  "$PY" - "$WORK/restored" <<'PY' || fail "the restored version's artifacts do not download"
+import sys, mlflow
+path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.argv[1])
+assert {"model.onnx", "metadata.json"} <= set(__import__("os").listdir(path)), path
+PY
+  check "backup, delete the registered model, restore: version $versions and its model.onnx are back"
+  unset MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
+}

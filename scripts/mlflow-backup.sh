@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Back up an environment's MLflow while it serves: the PostgreSQL databases (runs, metrics, the
+# model registry; the users and permissions of basic auth) as pg_dump archives, then the artifacts
+# volume as a tar archive. The database goes first: a run registered meanwhile may leave extra
+# artifacts in the archive, never rows pointing at missing ones.
+#   scripts/mlflow-backup.sh <dev|staging|production> [--out DIR]      (make mlflow-backup ENV=...)
+# Writes DIR/mlflow-<env>-<UTC time>/ (DIR defaults to ./backups): mlflow.dump, mlflow_auth.dump
+# (when basic auth is on), artifacts.tar and SHA256SUMS. scripts/mlflow-restore.sh reads it back.
+set -euo pipefail
+[[ -n "${DEBUG:-}" ]] && set -x
+# shellcheck source=lib/compose.sh
+source "$(dirname "$0")/lib/compose.sh"
+# shellcheck source=lib/deploy-record.sh
+source "$(dirname "$0")/lib/deploy-record.sh"
+
+usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; }
+ENV_NAME="" OUT=backups
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --out) OUT=${2:?--out needs a directory}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) [[ -z "$ENV_NAME" ]] || { echo "error: one environment only" >&2; exit 2; }; ENV_NAME=$1 ;;
+  esac
+  shift
+done
+[[ -n "$ENV_NAME" ]] || { usage >&2; exit 2; }
+is_environment "$ENV_NAME" || die "unknown environment '$ENV_NAME' (one of: ${ENVIRONMENTS[*]})"
+
+require_engine
+placeholder_secrets
+live_deployment_settings "${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}" "$ENV_NAME"
+compose_for "$ENV_NAME"
+for service in postgres mlflow; do
+  [[ -n $("${COMPOSE_ARGS[@]}" ps -q "$service" 2>/dev/null) ]] \
+    || die "$ENV_NAME has no running $service container (deploy it first; dev: COMPOSE_PROFILES=mlflow)"
+done
+
+target=$OUT/mlflow-$ENV_NAME-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$target"
+psql() { "${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d postgres -tAc "$1"; }
+for database in mlflow mlflow_auth; do
+  [[ $(psql "SELECT 1 FROM pg_database WHERE datname = '$database'" | tr -d '[:space:]') == 1 ]] || continue
+  "${COMPOSE_ARGS[@]}" exec -T postgres pg_dump -U mlflow --format=custom "$database" >"$target/$database.dump"
+  echo "database $database: $(du -h "$target/$database.dump" | cut -f1)"
+done
+"${COMPOSE_ARGS[@]}" exec -T mlflow tar -C /mlflow/artifacts -cf - . >"$target/artifacts.tar"
+echo "artifacts: $(tar -tf "$target/artifacts.tar" | grep -vc '/$') files, $(du -h "$target/artifacts.tar" | cut -f1)"
+(cd "$target" && sha256sum -- *.dump artifacts.tar >SHA256SUMS)
+echo "MLflow of $ENV_NAME backed up to $target (restore: scripts/mlflow-restore.sh $ENV_NAME $target)"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Restore an environment's MLflow from a scripts/mlflow-backup.sh folder: checks its SHA256SUMS,
+# stops the tracking server, replaces the databases (pg_restore --clean) and the artifacts volume's
+# content, and starts the server again. What was logged after the backup is gone afterwards.
+#   scripts/mlflow-restore.sh <dev|staging|production> BACKUP_DIR --yes   (make mlflow-restore ENV=... BACKUP=...)
+set -euo pipefail
+[[ -n "${DEBUG:-}" ]] && set -x
+# shellcheck source=lib/compose.sh
+source "$(dirname "$0")/lib/compose.sh"
+# shellcheck source=lib/deploy-record.sh
+source "$(dirname "$0")/lib/deploy-record.sh"
+
+usage() { sed -n '2,5s/^# \{0,1\}//p' "$0"; }
+ENV_NAME="" BACKUP="" YES=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --yes) YES=1 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "error: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) if [[ -z "$ENV_NAME" ]]; then ENV_NAME=$1
+       elif [[ -z "$BACKUP" ]]; then BACKUP=$1
+       else echo "error: unexpected argument '$1'" >&2; exit 2; fi ;;
+  esac
+  shift
+done
+[[ -n "$ENV_NAME" && -n "$BACKUP" ]] || { usage >&2; exit 2; }
+is_environment "$ENV_NAME" || die "unknown environment '$ENV_NAME' (one of: ${ENVIRONMENTS[*]})"
+[[ -f "$BACKUP/SHA256SUMS" && -f "$BACKUP/mlflow.dump" && -f "$BACKUP/artifacts.tar" ]] \
+  || die "$BACKUP is not a backup folder (mlflow.dump, artifacts.tar and SHA256SUMS expected)"
+(cd "$BACKUP" && sha256sum --quiet -c SHA256SUMS) || die "$BACKUP does not match its SHA256SUMS: not restored"
+[[ $YES -eq 1 ]] || die "this replaces every run, model version and artifact of $ENV_NAME's MLflow with the backup: add --yes"
+
+require_engine
+placeholder_secrets
+live_deployment_settings "${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}" "$ENV_NAME"
+compose_for "$ENV_NAME"
+mlflow=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
+[[ -n "$mlflow" && -n $("${COMPOSE_ARGS[@]}" ps -q postgres) ]] \
+  || die "$ENV_NAME has no mlflow and postgres containers (deploy it first)"
+
+echo "stopping the tracking server (nothing may write while the store is replaced)"
+docker stop -t 30 "$mlflow" >/dev/null
+restore_db() {  # database dump
+  "${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d postgres -qtAc \
+    "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 \
+    || "${COMPOSE_ARGS[@]}" exec -T postgres createdb -U mlflow "$1"
+  "${COMPOSE_ARGS[@]}" exec -T postgres pg_restore -U mlflow -d "$1" --clean --if-exists --no-owner --exit-on-error <"$2"
+  echo "database $1 restored"
+}
+restore_db mlflow "$BACKUP/mlflow.dump"
+[[ -f "$BACKUP/mlflow_auth.dump" ]] && restore_db mlflow_auth "$BACKUP/mlflow_auth.dump"
+# The stopped server's own volume, through a throwaway container of its image and user.
+docker run --rm -i --volumes-from "$mlflow" --user "$(docker inspect -f '{{.Config.User}}' "$mlflow")" \
+  --network none --entrypoint sh "$(docker inspect -f '{{.Config.Image}}' "$mlflow")" \
+  -c 'find /mlflow/artifacts -mindepth 1 -delete && tar -C /mlflow/artifacts -xf -' <"$BACKUP/artifacts.tar"
+echo "artifacts restored ($(tar -tf "$BACKUP/artifacts.tar" | grep -vc '/$') files)"
+docker start "$mlflow" >/dev/null
+deadline=$((SECONDS + 120))
+until [[ $(docker inspect -f '{{.State.Health.Status}}' "$mlflow") == healthy ]]; do
+  [[ $SECONDS -lt $deadline ]] || die "the tracking server did not become healthy after the restore: scripts/compose.sh $ENV_NAME logs mlflow"
+  sleep 2
+done
+echo "MLflow of $ENV_NAME restored from $BACKUP and serving"
