@@ -54,6 +54,11 @@ mlflow: install ## The MLflow UI over the embedded tracking store (training/mlru
 	cd training && $(PY) -m mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
+.PHONY: promote
+promote: install ## Move a registry alias: VERSION=<n|id> TO=staging|production|canary [REASON=... forces]; ROLLBACK=<alias>; neither: list
+	PY=$(PY) scripts/promote-model.sh $(if $(ROLLBACK),--rollback $(ROLLBACK),$(if $(TO),$(VERSION) --to $(TO) \
+		$(if $(REASON),--force --reason "$(REASON)"),--show))
+
 $(MODELS_DIR)/CURRENT:
 	@echo "No model in $(MODELS_DIR) yet: training the default one"
 	$(MAKE) train

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -43,6 +44,40 @@ def test_sighup_switches_the_served_version_without_a_restart(start_server, regi
         what="the new version to be served",
     )
     assert server.process.pid == pid and server.process.poll() is None
+
+
+def reload_count(url: str, result: str) -> float:
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith(f'mnist_model_reloads_total{{result="{result}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_with_a_reload_interval_it_follows_current_and_refuses_a_broken_version_once(
+    start_server, registry_copy, model_version
+):
+    """What the model sync relies on: writing CURRENT is enough. A version that cannot load is
+    tried once (logged, counted), the served one keeps serving, the next good one is taken."""
+    server = start_server(MODEL_DIR=str(registry_copy), LOG_FORMAT="json", MODEL_RELOAD_INTERVAL_S="0.2")
+    assert httpx.get(server.url + "/ready").json()["model_version"] == model_version
+
+    broken = "20991231T235958Z-0b0b0b"
+    copy_version(registry_copy, model_version, broken)
+    (registry_copy / broken / "model.onnx").write_bytes(b"not an onnx model")
+    (registry_copy / "CURRENT").write_text(broken + "\n")
+    wait_until(lambda: reload_count(server.url, "failure") == 1, what="the broken version to be refused")
+    time.sleep(1)  # five more looks at CURRENT: not tried again
+    assert reload_count(server.url, "failure") == 1
+    ready = httpx.get(server.url + "/ready")
+    assert ready.status_code == 200 and ready.json()["model_version"] == model_version
+
+    good = "20991231T235959Z-0a0b0c"
+    copy_version(registry_copy, model_version, good)
+    (registry_copy / "CURRENT").write_text(good + "\n")
+    wait_until(lambda: httpx.get(server.url + "/ready").json().get("model_version") == good, what="the next version")
+    assert reload_count(server.url, "success") == 2  # start-up, then the switch
+    server.stop()
+    assert any(r.get("event") == "model_load_failed" for r in server.log_records())
 
 
 def test_missing_model_keeps_the_process_up_and_not_ready(start_server, tmp_path):

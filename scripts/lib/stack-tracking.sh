@@ -13,7 +13,8 @@ for v in sorted(MlflowClient().search_model_versions("name='mnist-cnn'"), key=la
 PY
 }
 
-# check_tracking_server ENV: needs PY, WORK, MLFLOW_PASSWORD_FILE and COMPOSE_ARGS for ENV.
+# check_tracking_server ENV: needs PY, WORK, MLFLOW_PASSWORD_FILE and COMPOSE_ARGS for ENV. Leaves
+# MLFLOW_TRACKING_URI and the credentials exported for the steps after it.
 check_tracking_server() {
   local env=$1 service state versions backup
   for service in postgres mlflow; do
@@ -51,5 +52,4 @@ path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.a
 assert {"model.onnx", "metadata.json"} <= set(__import__("os").listdir(path)), path
 PY
   check "backup, delete the registered model, restore: version $versions and its model.onnx are back"
-  unset MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD
 }

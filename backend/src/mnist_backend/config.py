@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     environment: Environment = Environment.DEV
     model_dir: Path = Path("models")
     model_version: str | None = Field(None, description="serve this version instead of models/CURRENT")
+    model_reload_interval_s: float = Field(
+        0,
+        ge=0,
+        description="look at models/CURRENT this often and switch to the version it names (the model sync "
+        "writes it); 0: only on SIGHUP or the admin reload",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 

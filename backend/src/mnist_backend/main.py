@@ -21,6 +21,7 @@ from mnist_backend.config import Settings
 from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
+from mnist_backend.model_watch import follow_current
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
@@ -60,7 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, load_model))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no SIGHUP
             logger.debug("SIGHUP reload not available in this process")
+        watch = None
+        if settings.model_reload_interval_s > 0 and not settings.model_version:
+            watch = asyncio.create_task(follow_current(holder, load_model, settings.model_reload_interval_s))
         yield
+        if watch:
+            watch.cancel()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         decode_pool.shutdown()

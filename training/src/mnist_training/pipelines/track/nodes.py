@@ -37,16 +37,9 @@ def metric_curves(history: dict[str, Any], metrics: dict[str, Any], parity: dict
     return curves
 
 
-def register_model_version(published: dict[str, Any], params: RegistryParams) -> dict[str, Any]:
-    """Log ``models/<version>/`` as the run's ``model`` artifacts and register them as a new
-    version of ``params.model_name``, tagged with what a promotion decides on."""
-    run = mlflow.active_run()
-    if run is None:
-        logger.info("Tracking is off: model version %s is not registered", published["version"])
-        return {}
-    version_dir = Path(published["path"])
-    metadata = published["metadata"]
-    tags = {
+def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
+    """The registered version's tags: what a promotion decides on, from the version's metadata."""
+    return {
         "model_version_id": metadata["version"],
         "test_accuracy": f"{metadata['metrics']['test_accuracy']:.6f}",
         "onnx_sha256": metadata["onnx_sha256"],
@@ -55,22 +48,37 @@ def register_model_version(published: dict[str, Any], params: RegistryParams) ->
         "data_sha256": metadata["data"].get("sha256", "unknown"),
         "data_source": metadata["data"]["source"],
     }
-    mlflow.set_tags({f"mnist.{key}": value for key, value in tags.items()})
-    mlflow.log_artifacts(str(version_dir), artifact_path=ARTIFACT_PATH)  # the version as it is on disk
-    client = MlflowClient()
+
+
+def create_version(client: MlflowClient, name: str, run: Any, tags: dict[str, str]) -> ModelVersion:
+    """Register the run's ``model`` artifacts as a new version of ``name`` (created if new)."""
     try:
-        client.get_registered_model(params.model_name)
+        client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(
-            params.model_name, description="MNIST CNN: model.onnx and its metadata.json (the serving contract)"
+            name, description="MNIST CNN: model.onnx and its metadata.json (the serving contract)"
         )
-    registered: ModelVersion = client.create_model_version(
-        params.model_name,
+    return client.create_model_version(
+        name,
         source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
         run_id=run.info.run_id,
         tags=tags,
-        description=f"models/{metadata['version']}",
+        description=f"models/{tags['model_version_id']}",
     )
+
+
+def register_model_version(published: dict[str, Any], params: RegistryParams) -> dict[str, Any]:
+    """Log ``models/<version>/`` as the run's ``model`` artifacts and register them as a new
+    version of ``params.model_name``, tagged with what a promotion decides on."""
+    run = mlflow.active_run()
+    if run is None:
+        logger.info("Tracking is off: model version %s is not registered", published["version"])
+        return {}
+    metadata = published["metadata"]
+    tags = registration_tags(metadata)
+    mlflow.set_tags({f"mnist.{key}": value for key, value in tags.items()})
+    mlflow.log_artifacts(str(Path(published["path"])), artifact_path=ARTIFACT_PATH)  # the version as it is on disk
+    registered = create_version(MlflowClient(), params.model_name, run, tags)
     logger.info(
         "Registered %s version %s (model %s, run %s) at %s",
         params.model_name,

@@ -1,0 +1,111 @@
+"""``python -m mnist_model_sync [--once]``: keep MODEL_DIR at the version MODEL_ALIAS names.
+
+Settings (environment): MLFLOW_TRACKING_URI (the tracking server), MLFLOW_TRACKING_USERNAME and
+MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_FILE, MODEL_NAME (mnist-cnn), MODEL_ALIAS
+(staging, production, canary, ...; or a registry version number to pin one), MODEL_DIR (/models), SYNC_INTERVAL_S (30), SYNC_METRICS_PORT
+(9101; 0: none), KEEP_VERSIONS (5). ``--once``: one look, exit 0 when MODEL_DIR holds the alias's
+version (the init step); otherwise a look every SYNC_INTERVAL_S, forever (the sidecar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge, start_http_server
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mnist_model_sync.registry import RegistryClient, RegistryError
+from mnist_model_sync.sync import Outcome, sync_once
+
+logger = logging.getLogger("mnist_model_sync")
+
+SYNCS = Counter("mnist_model_sync_total", "Looks at the registry, by result", ["result"])
+SERVED = Gauge(
+    "mnist_model_sync_version_info",
+    "The version MODEL_DIR holds (value 1)",
+    ["alias", "model_version", "registry_version"],
+)
+LAST_SUCCESS = Gauge("mnist_model_sync_last_success_timestamp_seconds", "When MODEL_DIR last matched the alias")
+
+
+class SyncSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_ignore_empty=True, frozen=True, protected_namespaces=())
+
+    mlflow_tracking_uri: str
+    mlflow_tracking_username: str = ""
+    mlflow_tracking_password: SecretStr = SecretStr("")
+    mlflow_tracking_password_file: Path | None = None
+    model_name: str = "mnist-cnn"
+    model_alias: str = Field(min_length=1)
+    model_dir: Path = Path("/models")
+    sync_interval_s: float = Field(30, gt=0)
+    sync_metrics_port: int = Field(9101, ge=0, le=65535)
+    keep_versions: int = Field(5, ge=1)
+
+    def password(self) -> str:
+        if self.mlflow_tracking_password_file:
+            return self.mlflow_tracking_password_file.read_text().strip()
+        return self.mlflow_tracking_password.get_secret_value()
+
+
+def record(outcome: Outcome, alias: str, last: Outcome | None = None) -> None:
+    """Count every look; log what changed (a refusal once, not at every look)."""
+    SYNCS.labels(result=outcome.result).inc()
+    if outcome.result in ("published", "unchanged"):
+        LAST_SUCCESS.set_to_current_time()
+        SERVED.clear()
+        SERVED.labels(alias, outcome.version_id, outcome.registry_version).set(1)
+    level = logging.WARNING if outcome.result in ("refused", "unavailable") else logging.INFO
+    repeated = last is not None and (last.result, last.registry_version) == (outcome.result, outcome.registry_version)
+    if outcome.result != "unchanged" and not repeated:
+        logger.log(level, "%s: %s", outcome.result, outcome.detail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mnist_model_sync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--once", action="store_true", help="one look; exit 0 when MODEL_DIR holds the alias's version")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s model-sync: %(message)s")
+    try:
+        settings = SyncSettings()
+        client = RegistryClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_username, settings.password())
+    except (ValidationError, RegistryError, OSError) as error:
+        print(f"model-sync: error: invalid settings: {error}", file=sys.stderr)
+        return 2
+    settings.model_dir.mkdir(parents=True, exist_ok=True)
+    look = (settings.model_name, settings.model_alias, settings.model_dir, settings.keep_versions)
+    if args.once:
+        outcome = sync_once(client, *look)
+        record(outcome, settings.model_alias)
+        print(f"model-sync: {outcome.result}: {outcome.detail}", file=sys.stderr)
+        return 0 if outcome.result in ("published", "unchanged") else 1
+    if settings.sync_metrics_port:
+        start_http_server(settings.sync_metrics_port)
+    logger.info(
+        "following %s@%s from %s into %s every %g s",
+        settings.model_name,
+        settings.model_alias,
+        settings.mlflow_tracking_uri,
+        settings.model_dir,
+        settings.sync_interval_s,
+    )
+    refused: set[str] = set()
+    last: Outcome | None = None
+    while True:
+        try:
+            outcome = sync_once(client, *look, refused)
+        except Exception as error:  # the sidecar outlives a bad answer; the next look may work
+            logger.exception("unexpected failure")
+            outcome = Outcome("unavailable", f"unexpected {type(error).__name__}: {error}")
+        record(outcome, settings.model_alias, last)
+        last = outcome
+        time.sleep(settings.sync_interval_s)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Promote a registered model version to an environment (move its alias in the MLflow registry;
+# the environment's model sync follows within its interval), roll an alias back, or list them:
+#   scripts/promote-model.sh <version> --to <staging|production|canary> [--force --reason TEXT]
+#   scripts/promote-model.sh --rollback <staging|production|canary>
+#   scripts/promote-model.sh --show
+# <version> is the registry's number or the model version id. Talks to MLFLOW_TRACKING_URI (with
+# MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD). Guards: PROMOTION_MIN_ACCURACY (0.97),
+# PROMOTION_MAX_ACCURACY_DROP (0.005), PROMOTION_MAX_PARITY_DIFF (1e-4). SLACK_WEBHOOK: posts the
+# result. Exit 1 when a guard or the registry refuses, with the reason.
+set -euo pipefail
+[[ -n "${DEBUG:-}" ]] && set -x
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+[[ -x "$PY" ]] || { echo "error: $PY not found: run 'make install' (or set PY)" >&2; exit 2; }
+[[ -n "${MLFLOW_TRACKING_URI:-}" ]] \
+  || { echo "error: set MLFLOW_TRACKING_URI to the registry's tracking server (e.g. http://127.0.0.1:5000)" >&2; exit 2; }
+export MLFLOW_DISABLE_TELEMETRY=true
+
+alias=""
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in --to|--rollback) j=$((i + 1)); alias=${!j:-} ;; esac
+done
+rc=0
+output=$("$PY" -m mnist_training.promote "$@" 2> >(tee /dev/stderr)) || rc=$?
+[[ -n "$output" ]] && echo "$output"
+if [[ -n "$alias" && $rc -ne 2 ]]; then
+  if [[ $rc -eq 0 ]]; then status=success detail=$(tail -n1 <<<"$output"); else status=failure detail="promotion refused (see the log)"; fi
+  scripts/notify-slack.sh --status "$status" --environment "$alias" --tag "model" --detail "$detail" >/dev/null || true
+fi
+exit "$rc"

@@ -1,0 +1,195 @@
+"""Promote a registered version of ``mnist-cnn`` to an environment by moving that environment's
+alias in the MLflow Model Registry (``staging``, ``production``, ``canary``); every backend's model
+sync follows its alias. ``scripts/promote-model.sh`` (``make promote``) runs this module.
+
+    python -m mnist_training.promote <version> --to <alias> [--force --reason TEXT]
+    python -m mnist_training.promote --rollback <alias>
+    python -m mnist_training.promote --show
+
+``<version>`` is the registry's number (``3``) or our version id (``20261124T…``). Guards: the
+ONNX parity check passed, test accuracy at least PROMOTION_MIN_ACCURACY (0.97), and no more than
+PROMOTION_MAX_ACCURACY_DROP (0.005) below the version it replaces; ``--force --reason`` overrides
+them and records the reason on the version. Each alias keeps its history in a registered-model
+tag (``alias_history.<alias>``), which ``--rollback`` walks back. The last line printed is a
+one-sentence summary (the Slack message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+MODEL_NAME = os.environ.get("MODEL_NAME", "mnist-cnn")
+ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+HISTORY_LENGTH = 20
+
+
+class PromotionError(RuntimeError):
+    """A promotion or rollback refused; the message is the sentence to show."""
+
+
+def _float(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise PromotionError(f"{name} must be a number, not {value!r}") from None
+
+
+def describe(version: ModelVersion) -> str:
+    accuracy = version.tags.get("test_accuracy", "?")
+    return f"version {version.version} ({version.tags.get('model_version_id', '?')}, test accuracy {accuracy})"
+
+
+def find_version(client: MlflowClient, name: str, wanted: str) -> ModelVersion:
+    if wanted.isdigit():
+        try:
+            return client.get_model_version(name, wanted)
+        except MlflowException:
+            raise PromotionError(f"{name} has no version {wanted}") from None
+    matches = client.search_model_versions(f"name='{name}' and tag.model_version_id='{wanted}'")
+    if not matches:
+        raise PromotionError(f"no version of {name} is tagged model_version_id={wanted}")
+    return matches[0]
+
+
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def history(client: MlflowClient, name: str, alias: str) -> list[str]:
+    raw = client.get_registered_model(name).tags.get(f"alias_history.{alias}", "[]")
+    try:
+        return [str(v) for v in json.loads(raw)]
+    except (json.JSONDecodeError, TypeError):
+        return []
+
+
+def guard_problems(candidate: ModelVersion, replaced: ModelVersion | None) -> list[str]:
+    """Why ``candidate`` should not take the alias, in sentences (none: it may)."""
+    min_accuracy = _float("PROMOTION_MIN_ACCURACY", 0.97)
+    max_drop = _float("PROMOTION_MAX_ACCURACY_DROP", 0.005)
+    max_parity = _float("PROMOTION_MAX_PARITY_DIFF", 1e-4)
+    problems = []
+    try:
+        parity = float(candidate.tags["parity_max_abs_diff"])
+        accuracy = float(candidate.tags["test_accuracy"])
+    except (KeyError, ValueError):
+        return [f"version {candidate.version} has no parity and accuracy tags: it was not registered by training"]
+    if parity > max_parity:
+        problems.append(f"its ONNX parity difference {parity:.3g} is above {max_parity:.3g}")
+    if accuracy < min_accuracy:
+        problems.append(
+            f"its test accuracy {accuracy:.4f} is below the floor {min_accuracy:.4f} (PROMOTION_MIN_ACCURACY)"
+        )
+    if replaced is not None and replaced.version != candidate.version:
+        previous = float(replaced.tags.get("test_accuracy", "0") or 0)
+        if accuracy < previous - max_drop:
+            problems.append(
+                f"its test accuracy {accuracy:.4f} is more than {max_drop:.4f} below version {replaced.version}'s "
+                f"{previous:.4f}, which it would replace (PROMOTION_MAX_ACCURACY_DROP)"
+            )
+    return problems
+
+
+def promote(client: MlflowClient, name: str, wanted: str, alias: str, force: bool, reason: str) -> str:
+    candidate = find_version(client, name, wanted)
+    replaced = alias_version(client, name, alias)
+    if replaced is not None and replaced.version == candidate.version:
+        return f"{name}@{alias} is already {describe(candidate)}: nothing changed"
+    problems = guard_problems(candidate, replaced)
+    if problems and not force:
+        raise PromotionError(
+            f"refusing to promote {describe(candidate)} to {alias}: "
+            + "; ".join(problems)
+            + " (--force --reason to override)"
+        )
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if problems:
+        client.set_model_version_tag(name, candidate.version, f"promotion.{alias}.forced", f"{reason} ({now})")
+    client.set_registered_model_alias(name, alias, candidate.version)
+    past = [v for v in history(client, name, alias) if v != candidate.version]
+    if replaced is not None and (not past or past[-1] != replaced.version):
+        past.append(replaced.version)
+    past.append(candidate.version)
+    client.set_registered_model_tag(name, f"alias_history.{alias}", json.dumps(past[-HISTORY_LENGTH:]))
+    client.set_model_version_tag(name, candidate.version, f"promoted.{alias}", f"{now} by {getpass.getuser()}")
+    was = describe(replaced) if replaced is not None else "nothing"
+    forced = f" (forced: {reason})" if problems else ""
+    return f"{name}@{alias} is now {describe(candidate)}, replacing {was}{forced}"
+
+
+def rollback(client: MlflowClient, name: str, alias: str) -> str:
+    current = alias_version(client, name, alias)
+    past = history(client, name, alias)
+    if current is not None and past and past[-1] == current.version:
+        past.pop()
+    if not past:
+        raise PromotionError(f"{name}@{alias} has no earlier version to roll back to")
+    target = client.get_model_version(name, past[-1])
+    client.set_registered_model_alias(name, alias, target.version)
+    client.set_registered_model_tag(name, f"alias_history.{alias}", json.dumps(past))
+    was = describe(current) if current is not None else "nothing"
+    return f"{name}@{alias} rolled back to {describe(target)}, replacing {was}"
+
+
+def show(client: MlflowClient, name: str) -> str:
+    model = client.get_registered_model(name)
+    versions = client.search_model_versions(f"name='{name}'")
+    lines = [f"{name}: {len(versions)} versions"]
+    for alias, version in sorted((model.aliases or {}).items()):
+        lines.append(f"  {alias}: {describe(client.get_model_version(name, version))}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="promote-model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("version", nargs="?", help="registry number (3) or model version id (20261124T...)")
+    parser.add_argument("--to", dest="alias", help="the alias to move: staging, production, canary")
+    parser.add_argument("--force", action="store_true", help="promote although a guard refuses (needs --reason)")
+    parser.add_argument("--reason", default="", help="why --force; recorded on the version")
+    parser.add_argument("--rollback", metavar="ALIAS", help="move ALIAS back to the version it had before")
+    parser.add_argument("--show", action="store_true", help="list the aliases and their versions")
+    args = parser.parse_args(argv)
+    alias = args.rollback or args.alias
+    if not args.show and not alias:
+        parser.error("say where to: <version> --to <alias>, --rollback <alias>, or --show")
+    if alias and not ALIAS_PATTERN.match(alias):
+        parser.error(f"{alias!r} is not an alias (lower-case letters, digits, - and _)")
+    if args.alias and not args.rollback and not args.version:
+        parser.error("which version? <version> --to <alias>")
+    if args.force and not args.reason.strip():
+        parser.error("--force needs --reason: it is recorded on the version")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    client = MlflowClient()
+    try:
+        if args.show:
+            summary = show(client, MODEL_NAME)
+        elif args.rollback:
+            summary = rollback(client, MODEL_NAME, alias)
+        else:
+            summary = promote(client, MODEL_NAME, args.version, alias, args.force, args.reason.strip())
+    except PromotionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except MlflowException as error:
+        print(f"error: the registry at {client.tracking_uri} refused: {error.message}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
