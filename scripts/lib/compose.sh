@@ -99,6 +99,25 @@ placeholder_secrets() {
   export POSTGRES_PASSWORD_FILE=${POSTGRES_PASSWORD_FILE:-$empty}
 }
 
+# use_model_source ENV REF: the settings for serving from the MLflow registry (REF: an alias or a
+# registry version number; the `registry` profile's model sync fills the named volume
+# registry-models) or, with REF=folder, from the host's MODELS_PATH.
+use_model_source() {
+  local env=$1 ref=$2 profiles
+  profiles=$(tr ',' '\n' <<<"${COMPOSE_PROFILES:-}" | grep -vx 'registry' | paste -sd, -)
+  if [[ $ref == folder ]]; then
+    local folder=${FOLDER_MODELS_PATH:-${MODELS_PATH:-./models}}
+    [[ $folder == registry-models ]] && folder=./models
+    export MODELS_PATH=$folder CANARY_MODELS_PATH=$folder COMPOSE_PROFILES=$profiles
+    return
+  fi
+  # The folder the host had configured, kept for a rollback to it.
+  [[ -z "${FOLDER_MODELS_PATH:-}" && "${MODELS_PATH:-}" != registry-models ]] && export FOLDER_MODELS_PATH=${MODELS_PATH:-./models}
+  export MODELS_PATH=registry-models CANARY_MODELS_PATH=canary-models MODEL_ALIAS=$ref CANARY_MODEL_VERSION=""
+  [[ $env == dev ]] && profiles=${profiles:+$profiles,}mlflow
+  export COMPOSE_PROFILES=${profiles:+$profiles,}registry
+}
+
 # The profiles an environment runs with: Grafana everywhere but dev, unless offline (it has no
 # Debian package, so there is no offline image for it).
 default_profiles() {

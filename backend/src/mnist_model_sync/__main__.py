@@ -2,9 +2,10 @@
 
 Settings (environment): MLFLOW_TRACKING_URI (the tracking server), MLFLOW_TRACKING_USERNAME and
 MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_FILE, MODEL_NAME (mnist-cnn), MODEL_ALIAS
-(staging, production, canary, ...; or a registry version number to pin one), MODEL_DIR (/models), SYNC_INTERVAL_S (30), SYNC_METRICS_PORT
-(9101; 0: none), KEEP_VERSIONS (5). ``--once``: one look, exit 0 when MODEL_DIR holds the alias's
-version (the init step); otherwise a look every SYNC_INTERVAL_S, forever (the sidecar).
+(staging, production, canary, ...; or a registry version number to pin one), MODEL_DIR (/models),
+SYNC_INTERVAL_S (30), SYNC_METRICS_PORT (9101; 0: none), KEEP_VERSIONS (5).
+``--once``: one look, exit 0 when MODEL_DIR holds the alias's version (the init step); otherwise
+a look every SYNC_INTERVAL_S, forever (the sidecar).
 """
 
 from __future__ import annotations

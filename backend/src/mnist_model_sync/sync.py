@@ -26,21 +26,25 @@ def sync_once(
 ) -> Outcome:
     """Never raises for what the registry or a version does wrong: the outcome says it, and the
     version already in ``model_dir`` keeps serving. ``alias`` may also be a registry version
-    number: that version, whatever the aliases say (a deploy pinned to it, or rolled back to it). Registry versions refused once are added to
-    ``refused`` and not downloaded again (a registered version's files never change)."""
+    number: that version, whatever the aliases say (a deploy pinned to it, or rolled back to it).
+    Registry versions refused once are added to ``refused`` and not downloaded again (a
+    registered version's files never change)."""
     refused = refused if refused is not None else set()
+    pinned = alias.isdigit()
     try:
-        registered = client.version(model_name, alias) if alias.isdigit() else client.version_for_alias(model_name, alias)
+        registered = client.version(model_name, alias) if pinned else client.version_for_alias(model_name, alias)
     except RegistryError as error:
         return Outcome("unavailable", str(error))
     version_id = registered.model_version_id
-    label = f"{model_name}{'/' if alias.isdigit() else '@'}{alias} = version {registered.version} ({version_id or 'no model_version_id tag'})"
+    reference = f"{model_name}/{alias}" if pinned else f"{model_name}@{alias}"
+    label = f"{reference} = version {registered.version} ({version_id or 'no model_version_id tag'})"
     if not version_id or "/" in version_id or version_id.startswith("."):
         return Outcome("refused", f"{label}: not a version registered by training", None, registered.version)
     if current_version(model_dir) == version_id:
         return Outcome("unchanged", label, version_id, registered.version)
     if registered.version in refused:
-        return Outcome("refused", f"{label}: refused earlier (promote another version)", version_id, registered.version)
+        earlier = f"{label}: refused earlier (promote another version)"
+        return Outcome("refused", earlier, version_id, registered.version)
     try:
         target = incoming_dir(model_dir, version_id)
         client.download(registered, target)
