@@ -22,10 +22,17 @@ for ((i = 1; i <= $#; i++)); do
   case "${!i}" in --to|--rollback) j=$((i + 1)); alias=${!j:-} ;; esac
 done
 rc=0
-output=$("$PY" -m mnist_training.promote "$@" 2> >(tee /dev/stderr)) || rc=$?
-[[ -n "$output" ]] && echo "$output"
-if [[ -n "$alias" && $rc -ne 2 ]]; then
-  if [[ $rc -eq 0 ]]; then status=success detail=$(tail -n1 <<<"$output"); else status=failure detail="promotion refused (see the log)"; fi
-  scripts/notify-slack.sh --status "$status" --environment "$alias" --tag "model" --detail "$detail" >/dev/null || true
+out=$(mktemp) err=$(mktemp)
+trap 'rm -f "$out" "$err"' EXIT
+"$PY" -m mnist_training.promote "$@" >"$out" 2>"$err" || rc=$?
+cat "$out"
+cat "$err" >&2
+if [[ -n "$alias" && $rc -ne 2 ]]; then   # 2: a usage error, nothing was tried
+  if [[ $rc -eq 0 ]]; then
+    status=success detail=$(tail -n1 "$out")
+  else
+    status=failure detail=$(grep '^error: ' "$err" | tail -n1)
+  fi
+  scripts/notify-slack.sh --status "$status" --environment "$alias" --tag model --detail "$detail" >/dev/null || true
 fi
 exit "$rc"

@@ -17,7 +17,7 @@ PY
 # prints its registry version number.
 register_folder() {
   local output
-  output=$("$PY" -m mnist_training.register "$1") || fail "registering $1 failed"
+  output=$("$PY" -m mnist_training.register "$1" | grep -E ' (registered as|was already) ') || fail "registering $1 failed"
   echo "    | $output" >&2
   awk '{print $NF}' <<<"$output"
 }

@@ -33,7 +33,9 @@ def merged(request, tmp_path_factory) -> dict[str, dict]:
         "SLACK_WEBHOOK_FILE": str(secret),
         "MLFLOW_PASSWORD_FILE": str(secret),
         "POSTGRES_PASSWORD_FILE": str(secret),
-        "COMPOSE_PROFILES": "grafana,train,monitoring,mlflow",
+        "COMPOSE_PROFILES": "grafana,train,monitoring,mlflow,registry",
+        "MODELS_PATH": "registry-models",
+        "CANARY_MODELS_PATH": "canary-models",
         "COMPOSE_CLI": version,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         **({"DOCKER_CONFIG": os.environ["DOCKER_CONFIG"]} if "DOCKER_CONFIG" in os.environ else {}),
@@ -184,6 +186,37 @@ def test_every_environment_has_mlflow_on_postgres_with_a_login_outside_dev(merge
         }
         if name == "production":
             assert mlflow["read_only"] and postgres["read_only"]
+
+
+def mounts(service: dict) -> dict[str, tuple[str, bool]]:
+    """Target -> (source, read-only), as v1 (strings) or v2 (mappings) write them."""
+    found = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target, *mode = volume.split(":")
+            found[target] = (source, bool(mode) and "ro" in mode[0].split(","))
+        else:
+            found[volume["target"]] = (volume["source"], bool(volume.get("read_only")))
+    return found
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_the_model_sync_fills_the_volume_the_backends_only_read(merged, environment):
+    services = merged[environment]
+    pairs = [("model-sync", "backend")] + (
+        [("model-sync-canary", "backend-canary")] if environment == "production" else []
+    )
+    for sync_name, backend_name in pairs:
+        sync, backend = services[sync_name], services[backend_name]
+        assert mounts(sync)["/models"][0] == mounts(backend)["/models"][0], f"{sync_name} fills another folder"
+        assert mounts(backend)["/models"][1] and not mounts(sync)["/models"][1]
+        assert sync["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+        assert sync["environment"]["MLFLOW_TRACKING_PASSWORD_FILE"] == "/run/secrets/mlflow_password"
+        assert float(backend["environment"]["MODEL_RELOAD_INTERVAL_S"]) > 0
+    assert mounts(services["backend"])["/models"][0] == "registry-models"
+    if environment == "production":
+        assert services["model-sync-canary"]["environment"]["MODEL_ALIAS"] == "canary"
+        assert mounts(services["backend-canary"])["/models"][0] == "canary-models"
 
 
 def test_mlflow_is_one_version_for_training_the_server_image_and_the_scripts():
