@@ -9,10 +9,14 @@ PY := $(abspath $(VENV))/bin/python
 # Components are folders with their own pyproject.toml, each installable on its own
 # (CI jobs narrow them: make install COMPONENTS="training backend", make test TEST_SUITES=backend).
 COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
-# Test suites: every component, monitoring/ and nginx/ (configuration, tested with the real
+# Test suites: every component, monitoring/, nginx/ and k8s/ (configuration, tested with the real
 # tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts tools/testkit
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts k8s tools/testkit
 STAMP := $(VENV)/.installed
+# The security tools (bandit, detect-secrets, pip-audit, checkov) live in their own venv; the k8s
+# tests run checkov from it.
+SECURITY_VENV ?= .venv-security
+SECURITY_STAMP := $(SECURITY_VENV)/.installed
 # Set to https://download.pytorch.org/whl/cpu to get the small CPU-only torch wheels.
 TORCH_INDEX_URL ?=
 MODELS_DIR ?= $(CURDIR)/models
@@ -84,7 +88,7 @@ bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (ne
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
 
 .PHONY: test
-test: install model ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts); no Docker needed
+test: install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
 	@for c in $(TEST_SUITES); do \
 		echo "=== $$c tests ==="; \
 		(cd $$c && $(PY) -m pytest) || exit $$?; \
@@ -141,8 +145,6 @@ image: ## Build one image as CI does (COMPONENT=backend|frontend|training, IMAGE
 image-push: ## Push one image by commit (and BRANCH_TAG) to IMAGE_REPOSITORY
 	scripts/image.sh push $(COMPONENT)
 
-SECURITY_VENV ?= .venv-security
-SECURITY_STAMP := $(SECURITY_VENV)/.installed
 
 $(SECURITY_STAMP): requirements-security.txt
 	@test -x $(SECURITY_VENV)/bin/python || $(PYTHON) -m venv $(SECURITY_VENV)

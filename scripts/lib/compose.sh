@@ -103,8 +103,11 @@ placeholder_secrets() {
 # registry version number; the `registry` profile's model sync fills the named volume
 # registry-models) or, with REF=folder, from the host's MODELS_PATH.
 use_model_source() {
-  local env=$1 ref=$2 profiles
-  profiles=$(tr ',' '\n' <<<"${COMPOSE_PROFILES:-}" | grep -vx 'registry' | paste -sd, -)
+  local env=$1 ref=$2 profiles="" profile
+  for profile in ${COMPOSE_PROFILES//,/ }; do   # every profile but registry (and mlflow, added below)
+    [[ $profile == registry || $profile == mlflow ]] || profiles+=${profiles:+,}$profile
+  done
+  [[ ",${COMPOSE_PROFILES:-}," == *,mlflow,* ]] && profiles+=${profiles:+,}mlflow
   if [[ $ref == folder ]]; then
     local folder=${FOLDER_MODELS_PATH:-${MODELS_PATH:-./models}}
     [[ $folder == registry-models ]] && folder=./models
@@ -114,7 +117,7 @@ use_model_source() {
   # The folder the host had configured, kept for a rollback to it.
   [[ -z "${FOLDER_MODELS_PATH:-}" && "${MODELS_PATH:-}" != registry-models ]] && export FOLDER_MODELS_PATH=${MODELS_PATH:-./models}
   export MODELS_PATH=registry-models CANARY_MODELS_PATH=canary-models MODEL_ALIAS=$ref CANARY_MODEL_VERSION=""
-  [[ $env == dev ]] && profiles=${profiles:+$profiles,}mlflow
+  [[ $env == dev && ",$profiles," != *,mlflow,* ]] && profiles+=${profiles:+,}mlflow   # dev's MLflow is a profile
   export COMPOSE_PROFILES=${profiles:+$profiles,}registry
 }
 
