@@ -246,7 +246,8 @@ integration_test() {
   [[ "$ENV_NAME" != dev && -n "${API_KEYS_FILE:-}" ]] && args+=(--api-key-file "$API_KEYS_FILE")
   if [[ "$ENV_NAME" == production ]]; then
     args+=(--resolve "$RESOLVE" "${TLS_ARGS[@]}" --prometheus-url "http://127.0.0.1:${PROMETHEUS_PORT:-9090}")
-    # A canary serving the stable version (CANARY_MODEL_VERSION unset) cannot be told apart.
+    # The canary's expected version: CANARY_MODEL_VERSION (folder), or what its sync resolved (registry).
+    # Unknown (a canary serving the stable version): it cannot be told apart, so it is not checked.
     [[ -n "${CANARY_EXPECTED:-}" ]] && args+=(--canary-version "$CANARY_EXPECTED")
   fi
   scripts/test-integration.sh "${args[@]}"
