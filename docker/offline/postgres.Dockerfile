@@ -18,6 +18,9 @@ ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
 USER postgres
 VOLUME ["/var/lib/postgresql/data"]
 EXPOSE 5432
+# Over TCP, like the Compose healthcheck: during the first initialisation only the socket listens.
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=5 \
+    CMD ["sh", "-c", "pg_isready -h 127.0.0.1 -U \"${POSTGRES_USER:-postgres}\""]
 STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/postgres-entrypoint.sh"]
 CMD ["postgres"]

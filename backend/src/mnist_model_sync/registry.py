@@ -33,19 +33,22 @@ class RegisteredVersion:
 
 
 class RegistryClient:
-    def __init__(self, tracking_uri: str, username: str = "", password: str = "", timeout: float = 30.0) -> None:
+    def __init__(
+        self, tracking_uri: str, username: str | None = None, password: str | None = None, timeout: float = 30.0
+    ) -> None:
         if not tracking_uri.startswith(("http://", "https://")):
             raise RegistryError(f"MLFLOW_TRACKING_URI must be an http(s) MLflow server, not {tracking_uri!r}")
         self.base = tracking_uri.rstrip("/")
         self.timeout = timeout
-        self._headers = {}
+        self._headers: dict[str, str] = {}
         if username:
-            token = base64.b64encode(f"{username}:{password}".encode()).decode()
+            token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
 
     def _get(self, route: str, **query: str) -> bytes:
         url = f"{self.base}{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
-        request = urllib.request.Request(url, headers=self._headers)  # noqa: S310  # nosec B310: http(s), checked
+        # The scheme is http(s) only: __init__ refuses anything else.
+        request = urllib.request.Request(url, headers=self._headers)  # noqa: S310  # nosec B310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310
                 return response.read()

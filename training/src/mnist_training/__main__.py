@@ -19,7 +19,8 @@ UNTRACKED_ENV = "untracked"
 
 def _get(url: str, timeout: float, headers: dict[str, str] | None = None) -> int:
     """The status of a GET (an HTTP error status too); OSError when nothing answers."""
-    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  # nosec B310: http(s) only, checked
+    # The scheme is http(s) only: tracking_server_problem checks it before any request.
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310  # nosec B310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310  # nosec B310
             return response.status
