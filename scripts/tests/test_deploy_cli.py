@@ -63,6 +63,8 @@ def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
             "FRONTEND_API_KEY_FILE": str(password),
             "GRAFANA_PASSWORD_FILE": str(password),
             "SLACK_WEBHOOK_FILE": str(password),
+            "MLFLOW_PASSWORD_FILE": str(password),
+            "POSTGRES_PASSWORD_FILE": str(password),
         },
     )
     assert result.returncode == 1
