@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mnist_backend.model import CURRENT_FILENAME, ModelLoadError, load_model_version
+from mnist_backend.model import CURRENT_FILENAME, ModelLoadError, load_model_version, resolve_version
 
 INCOMING = ".incoming"  # dot folders are never served (the loader refuses names starting with '.')
 
@@ -17,9 +17,10 @@ class VerificationError(ValueError):
 
 
 def current_version(model_dir: Path) -> str | None:
+    """What CURRENT names, read as the backend reads it; None when there is nothing usable."""
     try:
-        return (model_dir / CURRENT_FILENAME).read_text().strip() or None
-    except FileNotFoundError:
+        return resolve_version(model_dir, None)
+    except ModelLoadError:
         return None
 
 
