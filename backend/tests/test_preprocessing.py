@@ -49,6 +49,19 @@ def test_dark_on_light_is_inverted_to_white_on_black():
     assert result[0, 0] == 0  # background is black
 
 
+def test_a_photo_of_grey_noisy_paper_reads_like_the_clean_drawing():
+    """Grey paper stays grey after inversion; without taking its level off, the whole photo
+    would be "ink" and the digit would shrink inside a grey square."""
+    rng = np.random.default_rng(3)
+    ink = np.asarray(draw_stroke_image(), dtype=np.float64) / 255
+    photo = 205 - ink * 160 + rng.normal(0, 5, ink.shape)
+    result = preprocess_canvas_image(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)))
+    reference = preprocess_canvas_image(draw_stroke_image())
+    assert bounding_box(result, threshold=0.2) == bounding_box(reference, threshold=0.2)
+    assert result[reference == 0].max() < 0.1  # no grey square behind the digit
+    assert np.abs(result - reference).mean() < 0.03
+
+
 def test_transparent_background_uses_alpha_as_ink_whatever_the_colour():
     ink = draw_stroke_image()
     for colour in ((0, 0, 0), (255, 255, 255), (200, 30, 30)):

@@ -48,7 +48,7 @@ check_tracking_server() {
 
   rm -rf "$WORK/tracked-models"
   (cd training && "$PY" -m mnist_training --params \
-    "export.models_dir=$WORK/tracked-models,data.limit=500,train.epochs=1,train.architecture.channels=4") \
+    "export.models_dir=$WORK/tracked-models,data.limit=500,train.epochs=1,train.architecture.channels=4,evaluate.enforce_floors=false") \
     >"$WORK/train-tracked.log" 2>&1 || { tail -20 "$WORK/train-tracked.log"; fail "a tiny run could not log into $env's MLflow"; }
   versions=$(registered_versions)
   [[ "$versions" == "1=$(cat "$WORK/tracked-models/CURRENT")" ]] || fail "the registry of $env holds '$versions'"

@@ -16,9 +16,11 @@ from kedro.framework.startup import bootstrap_project
 from kedro.validation.exceptions import ParameterValidationError
 
 from mnist_training.model_registry import load_metadata_schema, read_current_version
+from mnist_training.robustness import VARIANTS
 from tests.conftest import PROJECT_ROOT
 
-TINY = {"data.limit": 500, "train.epochs": 1, "train.architecture.channels": 4}
+# Far too small to reach the accuracy floors: they are reported, not enforced.
+TINY = {"data.limit": 500, "train.epochs": 1, "train.architecture.channels": 4, "evaluate.enforce_floors": False}
 
 
 def nested(dotted: dict) -> dict:
@@ -60,6 +62,10 @@ def test_pipeline_writes_a_version_that_passes_the_schema(tmp_path):
     assert (version_dir / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
     metrics = json.loads((version_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] == metadata["metrics"]["test_accuracy"]
+    # Every variant of the robustness suite is measured and travels with the version.
+    assert list(metrics["robustness"]) == list(VARIANTS)
+    assert metadata["metrics"]["robustness"] == metrics["robustness"]
+    assert all(0 <= value <= 1 for value in metrics["robustness"].values())
     assert np.asarray(metrics["confusion_matrix"]).sum() == 100
 
     # The published graph is the one the metadata fingerprints, and it serves a batch.
@@ -80,12 +86,44 @@ def test_a_second_run_writes_a_new_version(tmp_path):
 
 
 def test_bad_parameters_stop_the_run_before_any_data_is_loaded(tmp_path):
-    bad = {"train.epochs": 0, "train.learning_rate": -1, "data.source": "kaggle", "export.models_dir": "/proc/nope"}
+    bad = {
+        "train.epochs": 0,
+        "train.learning_rate": -1,
+        "data.source": "kaggle",
+        "export.models_dir": "/proc/nope",
+        "evaluate.floors.blury": 0.9,
+    }
     with pytest.raises(ParameterValidationError) as error:
         run_project(bad)
     message = str(error.value)
-    for field in ("epochs", "learning_rate", "source", "models_dir"):
+    for field in ("epochs", "learning_rate", "source", "models_dir", "unknown variant(s) blury"):
         assert field in message
+
+
+def test_a_run_below_a_floor_fails_naming_the_variant_and_publishes_nothing(tmp_path):
+    models_dir = tmp_path / "models"
+    params = f"export.models_dir={models_dir},data.limit=500,train.epochs=1,train.architecture.channels=4"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_training",
+            "--env",
+            "untracked",
+            "--params",
+            f"{params},evaluate.floors.thick=0.999",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "the model is below its floor on" in output and "thick 0." in output and "< 0.999" in output
+    assert "BELOW FLOOR" in output  # the evaluate step's table says which line failed
+    assert not models_dir.exists() or not [p for p in models_dir.iterdir() if not p.name.startswith(".")]
 
 
 def test_kedro_cli_reports_bad_parameters_and_exits_non_zero(tmp_path):

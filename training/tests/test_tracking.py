@@ -26,7 +26,7 @@ from mnist_testkit.processes import start_backend, start_mlflow_server
 from mnist_testkit.waiting import free_port
 from tests.conftest import PROJECT_ROOT
 
-TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4"
+TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4,evaluate.enforce_floors=false"
 MODEL_NAME = "mnist-cnn"
 
 
@@ -127,6 +127,8 @@ def check_registered_run(tracking_uri: str, models_dir: Path, registered, tmp_pa
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
     assert run.data.metrics["test_accuracy"] == pytest.approx(metadata["metrics"]["test_accuracy"])
     assert {f"test_accuracy_digit_{d}" for d in range(10)} <= run.data.metrics.keys()
+    for variant, accuracy in metadata["metrics"]["robustness"].items():
+        assert run.data.metrics[f"robustness_{variant}"] == pytest.approx(accuracy)
     assert run.data.metrics["onnx_parity_max_abs_diff"] == pytest.approx(metadata["parity_max_abs_diff"])
     assert run.data.tags["mnist.model_version_id"] == version
 

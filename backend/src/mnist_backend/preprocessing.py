@@ -29,6 +29,8 @@ INK_THRESHOLD = 0.1
 _INK_LEVEL = round(INK_THRESHOLD * 255)
 # A JPEG decodes at the smallest 1/2, 1/4 or 1/8 scale that keeps at least this many pixels a side.
 _JPEG_DRAFT_SIDE = 8 * MNIST_SIDE
+# The share of an opaque image's border (in %) that its background level stays above.
+PAPER_PERCENTILE = 95
 # Alpha at or above this (0..255) everywhere means the transparency channel carries no drawing.
 _OPAQUE = 253
 
@@ -113,7 +115,8 @@ def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
     """One 8-bit channel (Pillow ``L``) where 255 is ink, whatever the colours or transparency.
 
     Transparent backgrounds (canvas exports): the alpha channel is the ink. Opaque images:
-    grayscale, inverted when the background (the border) is light, i.e. dark ink on paper.
+    grayscale, inverted when the background (the border) is light, i.e. dark ink on paper, with
+    the background's level subtracted.
     """
     if image.format == "JPEG":
         image.draft("L", (_JPEG_DRAFT_SIDE, _JPEG_DRAFT_SIDE))
@@ -128,7 +131,13 @@ def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
     gray = image if image.mode == "L" else image.convert("L")  # a canvas PNG already is: no copy
     pixels = np.asarray(gray)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    return ImageOps.invert(gray) if np.median(border) > 127 else gray
+    light = bool(np.median(border) > 127)
+    ink = ImageOps.invert(gray) if light else gray
+    # Photographed or scanned paper is never black after inversion: a grey, noisy background
+    # would count as ink and shrink the digit inside a grey square. Its level (what nearly all
+    # of the border stays under) is taken off every pixel; a drawing's black border costs nothing.
+    level = int(np.percentile(255 - border if light else border, PAPER_PERCENTILE))
+    return ink.point([max(0, value - level) for value in range(256)]) if level else ink
 
 
 def channel_extrema(channel: Image.Image) -> tuple[int, int]:

@@ -34,13 +34,19 @@ class ArchitectureParams(_Params):
 
 class AugmentationParams(_Params):
     enabled: bool = True
-    rotation_degrees: float = Field(10, ge=0, le=180)
+    rotation_degrees: float = Field(20, ge=0, le=180)
     translate_fraction: float = Field(0.1, ge=0, le=0.5)
-    scale_delta: float = Field(0.1, ge=0, lt=1)
+    scale_delta: float = Field(0.15, ge=0, lt=1)
+    shear: float = Field(0.35, ge=0, le=1)
+    elastic_alpha: float = Field(1.0, ge=0, le=5, description="elastic displacement, in pixels")
+    stroke_width_probability: float = Field(0.5, ge=0, le=1)
+    blur_probability: float = Field(0.15, ge=0, le=1)
+    low_resolution_probability: float = Field(0.2, ge=0, le=1)
+    background_probability: float = Field(0.15, ge=0, le=1)
 
 
 class TrainParams(_Params):
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(30, ge=1)
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(0.005, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
@@ -50,6 +56,27 @@ class TrainParams(_Params):
     num_threads: int = Field(0, ge=0)
     architecture: ArchitectureParams = ArchitectureParams()
     augmentation: AugmentationParams = AugmentationParams()
+
+
+class EvaluateParams(_Params):
+    robustness_seed: int = 7
+    # A run below a floor fails before anything is published or registered. Quick runs on a few
+    # hundred images (tests, smoke checks) turn this off; their numbers are not meant to pass.
+    enforce_floors: bool = True
+    floors: dict[str, float] = Field(default_factory=dict, description="minimum accuracy per variant, or clean")
+
+    @field_validator("floors")
+    @classmethod
+    def _floors_name_known_variants(cls, floors: dict[str, float]) -> dict[str, float]:
+        from mnist_training.robustness import VARIANTS
+
+        unknown = sorted(set(floors) - {"clean", *VARIANTS})
+        if unknown:
+            raise ValueError(f"unknown variant(s) {', '.join(unknown)}; known: clean, {', '.join(VARIANTS)}")
+        outside = sorted(name for name, floor in floors.items() if not 0 <= floor <= 1)
+        if outside:
+            raise ValueError(f"floors must be accuracies between 0 and 1: {', '.join(outside)}")
+        return floors
 
 
 class ExportParams(_Params):

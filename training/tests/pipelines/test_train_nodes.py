@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from mnist_training.model import DigitCNN
 from mnist_training.parameters import TrainParams
-from mnist_training.pipelines.train.nodes import accuracy, build_augmentation, resolve_device, train_model
+from mnist_training.pipelines.train.nodes import accuracy, choose_num_threads, resolve_device, train_model
 
 
 def test_cnn_maps_a_batch_to_ten_logits():
@@ -35,13 +35,12 @@ def test_same_seed_gives_the_same_weights(small_splits, normalization, tiny_trai
         assert torch.equal(a, b)
 
 
-def test_augmentation_moves_pixels_but_can_be_switched_off():
-    params = TrainParams().augmentation
-    image = torch.zeros(1, 28, 28, dtype=torch.uint8)
-    image[:, 10:18, 12:16] = 255
-    torch.manual_seed(0)
-    assert not torch.equal(build_augmentation(params)(image), image)
-    assert build_augmentation(params.model_copy(update={"enabled": False})) is None
+def test_threads_default_to_one_per_two_cores_and_an_explicit_count_wins(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert choose_num_threads(0) == 8
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert choose_num_threads(0) == 1
+    assert choose_num_threads(3) == 3
 
 
 @pytest.mark.parametrize(("cuda_available", "expected"), [(False, "cpu"), (True, "cuda")])

@@ -1,7 +1,9 @@
-"""Evaluate the trained model on the held-out test split."""
+"""Evaluate the trained model on the held-out test split, clean and as real inputs look
+(the robustness suite), and stop the run when a figure is below its floor."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import matplotlib
@@ -13,7 +15,15 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from mnist_training.model import NUM_CLASSES
+from mnist_training.parameters import EvaluateParams
 from mnist_training.pipelines.train.nodes import predict_labels
+from mnist_training.robustness import build_suite
+
+logger = logging.getLogger(__name__)
+
+
+class QualityFloorError(RuntimeError):
+    """The model is below a floor of ``evaluate.floors``: nothing may be published."""
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -37,6 +47,48 @@ def evaluate_model(
         "confusion_matrix": matrix.tolist(),
         "training": history,
     }
+
+
+def evaluate_robustness(
+    model: nn.Module, test: dict[str, np.ndarray], normalization: dict[str, float], params: EvaluateParams
+) -> dict[str, float]:
+    """Accuracy on every variant of the robustness suite, built from the test split."""
+    suite = build_suite(test["images"], params.robustness_seed)
+    return {
+        name: float((predict_labels(model, images, normalization) == test["labels"]).mean())
+        for name, images in suite.items()
+    }
+
+
+def robustness_table(accuracies: dict[str, float], floors: dict[str, float]) -> str:
+    """One line per figure: accuracy, its floor and whether it holds."""
+    lines = [f"{'variant':<18} {'accuracy':>8} {'floor':>6}"]
+    for name, value in accuracies.items():
+        floor = floors.get(name)
+        verdict = "" if floor is None else ("  ok" if value >= floor else "  BELOW FLOOR")
+        lines.append(f"{name:<18} {value:>8.4f} {'-' if floor is None else f'{floor:g}':>6}{verdict}")
+    return "\n".join(lines)
+
+
+def check_floors(test_metrics: dict[str, Any], robustness: dict[str, float], params: EvaluateParams) -> dict[str, Any]:
+    """The run's metrics with the robustness figures; raises ``QualityFloorError`` naming every
+    figure below its floor, so the export pipeline (which needs these metrics) never runs."""
+    accuracies = {"clean": test_metrics["test_accuracy"], **robustness}
+    logger.info(
+        "Accuracy on the test split (n=%d):\n%s", test_metrics["n_test"], robustness_table(accuracies, params.floors)
+    )
+    below = [
+        f"{name} {accuracies[name]:.4f} < {floor:g}"
+        for name, floor in params.floors.items()
+        if accuracies[name] < floor
+    ]
+    if below and params.enforce_floors:
+        raise QualityFloorError(
+            f"the model is below its floor on {', '.join(below)} (evaluate.floors); nothing was published"
+        )
+    if below:
+        logger.warning("Below floor, not enforced (evaluate.enforce_floors=false): %s", ", ".join(below))
+    return {**test_metrics, "robustness": robustness, "floors": dict(params.floors)}
 
 
 def plot_confusion_matrix(metrics: dict[str, Any]) -> Figure:

@@ -1,6 +1,11 @@
 from kedro.pipeline import Node, Pipeline
 
-from mnist_training.pipelines.evaluate.nodes import evaluate_model, plot_confusion_matrix
+from mnist_training.pipelines.evaluate.nodes import (
+    check_floors,
+    evaluate_model,
+    evaluate_robustness,
+    plot_confusion_matrix,
+)
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
@@ -9,9 +14,17 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             Node(
                 evaluate_model,
                 ["trained_model", "test_split", "normalization", "training_history"],
-                "metrics",
+                "test_metrics",
                 name="evaluate_model",
             ),
-            Node(plot_confusion_matrix, "metrics", "confusion_matrix_plot", name="plot_confusion_matrix"),
+            Node(
+                evaluate_robustness,
+                ["trained_model", "test_split", "normalization", "params:evaluate"],
+                "robustness",
+                name="evaluate_robustness",
+            ),
+            # Everything downstream (publication, registration) needs "metrics": a floor stops it.
+            Node(check_floors, ["test_metrics", "robustness", "params:evaluate"], "metrics", name="check_floors"),
+            Node(plot_confusion_matrix, "test_metrics", "confusion_matrix_plot", name="plot_confusion_matrix"),
         ]
     )

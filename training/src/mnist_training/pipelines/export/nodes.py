@@ -145,6 +145,7 @@ def build_metadata(
         "metrics": {
             "test_accuracy": metrics["test_accuracy"],
             "per_class_accuracy": metrics["per_class_accuracy"],
+            "robustness": metrics["robustness"],
         },
         "data": data_description,
         "params": train_params.model_dump(exclude={"device", "num_threads"}),
@@ -170,7 +171,16 @@ def publish_model(
         version, onnx_model, parity, metrics, normalization, data_description, train_params, export_params.opset_version
     )
     metrics_file = {
-        key: metrics[key] for key in ("test_accuracy", "per_class_accuracy", "n_test", "confusion_matrix", "training")
+        key: metrics[key]
+        for key in (
+            "test_accuracy",
+            "per_class_accuracy",
+            "robustness",
+            "floors",
+            "n_test",
+            "confusion_matrix",
+            "training",
+        )
     }
     target = publish_version(
         models_dir,

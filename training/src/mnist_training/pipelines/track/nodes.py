@@ -24,8 +24,9 @@ ARTIFACT_PATH = "model"
 
 
 def metric_curves(history: dict[str, Any], metrics: dict[str, Any], parity: dict[str, Any]) -> dict[str, Any]:
-    """Per-epoch loss and accuracies (one step per epoch), then the test figures and the ONNX
-    parity, as kedro-mlflow's MlflowMetricsHistoryDataset takes them."""
+    """Per-epoch loss and accuracies (one step per epoch), then the test figures (clean, per
+    digit, each robustness variant) and the ONNX parity, as kedro-mlflow's
+    MlflowMetricsHistoryDataset takes them."""
     curves: dict[str, Any] = {
         name: [{"value": float(epoch[name]), "step": epoch["epoch"]} for epoch in history["epochs"]]
         for name in ("loss", "train_accuracy", "val_accuracy")
@@ -33,6 +34,8 @@ def metric_curves(history: dict[str, Any], metrics: dict[str, Any], parity: dict
     curves["test_accuracy"] = {"value": metrics["test_accuracy"], "step": 0}
     for digit, value in metrics["per_class_accuracy"].items():
         curves[f"test_accuracy_digit_{digit}"] = {"value": value, "step": 0}
+    for variant, value in metrics["robustness"].items():
+        curves[f"robustness_{variant}"] = {"value": value, "step": 0}
     curves["onnx_parity_max_abs_diff"] = {"value": parity["max_abs_diff"], "step": 0}
     return curves
 
