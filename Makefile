@@ -135,6 +135,10 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience
 	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/test-stack.sh
 
+.PHONY: test-k8s
+test-k8s: install model ## The hub on a real single-node Kubernetes v1.20 (built from Debian's source once): rollout, rolling update under load, self-healing, rollback
+	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/k8s/test-k8s.sh
+
 COMPONENT ?= backend
 
 .PHONY: image
@@ -155,7 +159,7 @@ $(SECURITY_STAMP): requirements-security.txt
 security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checkov (own venv); fails on findings
 	PATH="$(abspath $(SECURITY_VENV))/bin:$$PATH" PY=$(PY) scripts/security-scan.sh
 
-SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh docker/offline/*.sh)
+SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh scripts/k8s/*.sh docker/offline/*.sh)
 
 .PHONY: lint
 lint: install ## Lint, type-check and check formatting (ruff, mypy, shellcheck)

@@ -14,7 +14,7 @@ import yaml
 
 K8S = Path(__file__).resolve().parents[1]
 REPO_ROOT = K8S.parent
-OVERLAYS = ("dev", "staging", "production")
+OVERLAYS = ("dev", "staging", "production", "ci")
 KUBERNETES_VERSION = "1.33.0"  # a current release; kubernetes-validate bundles 1.25-1.37
 CHECKOV = REPO_ROOT / ".venv-security/bin/checkov"
 # checkov policies that do not fit, and why (everything else must pass):
@@ -120,7 +120,7 @@ def test_every_container_is_non_root_read_only_without_capabilities_and_probed(r
 def test_backends_get_their_model_from_the_registry_alias_of_their_environment(rendered, overlay):
     documents = rendered[overlay][0]
     settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
-    expected = {"dev": "staging", "staging": "staging", "production": "production"}[overlay]
+    expected = {"dev": "staging", "staging": "staging", "production": "production", "ci": "staging"}[overlay]
     assert settings["model-sync-settings"]["MODEL_ALIAS"] == expected
     for name, deployment in objects(documents, "Deployment").items():
         if not name.startswith("backend"):
@@ -185,3 +185,29 @@ def test_dev_has_no_ingress_and_no_keys_required(rendered):
     assert not objects(documents, "Ingress")
     settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
     assert settings["backend-settings"]["ENVIRONMENT"] == "dev"
+
+
+# What the CI cluster (Kubernetes v1.20, scripts/k8s/) serves; the kinds it lacks stay in the
+# other overlays and are validated above against a current version.
+SERVED_BY_1_20 = {
+    ("v1", "Namespace"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("apps/v1", "Deployment"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+}
+
+
+def test_the_ci_overlay_is_the_base_in_kinds_a_v1_20_cluster_serves(rendered):
+    documents = rendered["ci"][0]
+    kinds = {(doc["apiVersion"], doc["kind"]) for doc in documents}
+    assert kinds <= SERVED_BY_1_20, kinds - SERVED_BY_1_20
+    base_deployments = set(objects(rendered["dev"][0], "Deployment"))
+    assert base_deployments <= set(objects(documents, "Deployment"))  # nothing of the base is left out
+    # No cluster DNS there: every name a pod uses resolves through a fixed ClusterIP in /etc/hosts.
+    services = {name: doc["spec"]["clusterIP"] for name, doc in objects(documents, "Service").items()}
+    for name, deployment in objects(documents, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["enableServiceLinks"] is False, name
+        for alias in pod.get("hostAliases", []):
+            assert all(services[host] == alias["ip"] for host in alias["hostnames"]), (name, alias)

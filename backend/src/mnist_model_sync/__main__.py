@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-import time
+import threading
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge, start_http_server
@@ -97,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     refused: set[str] = set()
     last: Outcome | None = None
-    while True:
+    # As a container's PID 1, Python has no default action for SIGTERM: without a handler the
+    # sidecar ignores it and every pod takes its whole grace period to stop. A look in progress
+    # finishes (a publication is never cut between its two renames); the next one does not start.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():
         try:
             outcome = sync_once(client, *look, refused)
         except Exception as error:  # the sidecar outlives a bad answer; the next look may work
@@ -105,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
             outcome = Outcome("unavailable", f"unexpected {type(error).__name__}: {error}")
         record(outcome, settings.model_alias, last)
         last = outcome
-        time.sleep(settings.sync_interval_s)
+        stop.wait(settings.sync_interval_s)
+    logger.info("stopping (SIGTERM)")
+    return 0
 
 
 if __name__ == "__main__":
