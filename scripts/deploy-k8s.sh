@@ -13,7 +13,8 @@ Usage: scripts/deploy-k8s.sh <dev|staging|production|ci> --tag TAG [--force] [--
                              [--timeout S] [--dry-run]
 
   1. renders k8s/overlays/<env> with the images at TAG (kustomize), and checks it with the API
-     server (server-side dry run: nothing changes when a manifest is refused)
+     server (server-side dry run; a missing namespace is created first, as the dry run needs
+     it; nothing else changes when a manifest is refused)
   2. applies it; Kubernetes rolls each changed Deployment (maxUnavailable 0: the serving pods
      stay until their replacements are ready)
   3. waits for every Deployment's rollout (--timeout, default 300 s)
