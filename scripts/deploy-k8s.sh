@@ -5,6 +5,8 @@ set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"
+# shellcheck source=lib/k8s.sh
+source "$(dirname "$0")/lib/k8s.sh"
 cd "$REPO_ROOT"
 
 usage() {
@@ -55,7 +57,7 @@ done
 [[ -f k8s/overlays/$ENV_NAME/kustomization.yaml ]] \
   || { echo "error: unknown environment '$ENV_NAME' (k8s/overlays: $(find k8s/overlays -mindepth 1 -maxdepth 1 -printf '%f ')) " >&2; exit 2; }
 [[ -n "$TAG" ]] || { echo "error: --tag is required (the images to deploy)" >&2; exit 2; }
-[[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { echo "error: '$TAG' is not a valid image tag" >&2; exit 2; }
+is_image_tag "$TAG" || { echo "error: '$TAG' is not a valid image tag" >&2; exit 2; }
 [[ -z "$MODEL_ALIAS" || "$MODEL_ALIAS" =~ ^[a-z][a-z0-9_-]{0,31}$ ]] \
   || { echo "error: --model takes a registry alias, not '$MODEL_ALIAS'" >&2; exit 2; }
 if ! [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || ((TIMEOUT < 1)); then
@@ -82,7 +84,7 @@ REPOSITORY=$(image_repository)
 WORK=$(mktemp -d)
 # shellcheck disable=SC2329  # run by the EXIT trap
 cleanup() {
-  [[ -f $WORK/port-forward.pids ]] && xargs -r kill <"$WORK/port-forward.pids" 2>/dev/null
+  k8s_stop_port_forwards "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -137,23 +139,10 @@ rollouts() {  # every Deployment rolled out within the timeout
   done
 }
 
-port_forward() {  # resource remote-port: prints the local port once it forwards
-  local port log
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  log="$WORK/port-forward-${1//\//-}.log"
-  # kubectl itself in the background (not the kc function's subshell), its pid in a file: this
-  # runs in a command substitution, whose variables the EXIT trap never sees.
-  "${KUBECTL_CMD[@]}" -n "$NAMESPACE" port-forward --address 127.0.0.1 "$1" "$port:$2" >"$log" 2>&1 &
-  echo $! >>"$WORK/port-forward.pids"
-  for _ in $(seq 1 50); do grep -q "Forwarding from" "$log" && { echo "$port"; return 0; }; sleep 0.2; done
-  cat "$log" >&2
-  return 1
-}
-
 verify() {
   local backend frontend args=()
-  backend=$(port_forward svc/backend 8000) || return 1
-  frontend=$(port_forward svc/frontend 8501) || return 1
+  backend=$(k8s_port_forward "$NAMESPACE" svc/backend 8000 "$WORK") || return 1
+  frontend=$(k8s_port_forward "$NAMESPACE" svc/frontend 8501 "$WORK") || return 1
   [[ -n "${API_KEYS_FILE:-}" ]] && args+=(--api-key-file "$API_KEYS_FILE")
   scripts/test-integration.sh --backend-url "http://127.0.0.1:$backend" \
     --frontend-url "http://127.0.0.1:$frontend" --timeout 60 "${args[@]}"

