@@ -25,13 +25,40 @@ def test_prometheus_config_is_valid(environment):
     assert "SUCCESS" in output
 
 
-RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml")
+RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml", "rules/drift.yml")
+RULE_TESTS = sorted(str(p.relative_to(PROMETHEUS)) for p in (PROMETHEUS / "tests").glob("*_test.yml"))
 
 
 def test_rules_are_valid_and_their_unit_tests_pass():
     run([require("promtool"), "check", "rules", *RULE_FILES], cwd=PROMETHEUS)
-    output = run([require("promtool"), "test", "rules", "tests/alerts_test.yml", "tests/slo_test.yml"], cwd=PROMETHEUS)
-    assert output.count("SUCCESS") == 2
+    assert RULE_TESTS == ["tests/alerts_test.yml", "tests/drift_test.yml", "tests/slo_test.yml"]
+    output = run([require("promtool"), "test", "rules", *RULE_TESTS], cwd=PROMETHEUS)
+    assert output.count("SUCCESS") == len(RULE_TESTS)
+
+
+def alerts_of(*files: str) -> list[dict]:
+    import yaml
+
+    return [
+        rule
+        for name in files
+        for group in yaml.safe_load((PROMETHEUS / name).read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def test_every_alert_has_a_unit_test_that_fires_it():
+    import yaml
+
+    cases = [
+        case
+        for path in RULE_TESTS
+        for test in yaml.safe_load((PROMETHEUS / path).read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+    ]
+    fired = {case["alertname"] for case in cases if case["exp_alerts"]}
+    assert {alert["alert"] for alert in alerts_of(*RULE_FILES)} == fired
 
 
 @pytest.mark.parametrize("environment", ["dev", "staging", "prod"])
@@ -67,16 +94,8 @@ def test_alertmanager_config_is_valid():
 
 
 def test_every_alert_has_a_summary_and_a_runbook():
-    import yaml
-
-    alerts = [
-        rule
-        for name in ("alerts.yml", "slo.yml")
-        for group in yaml.safe_load((PROMETHEUS / "rules" / name).read_text())["groups"]
-        for rule in group["rules"]
-        if "alert" in rule
-    ]
-    assert len(alerts) >= 13
+    alerts = alerts_of(*RULE_FILES)
+    assert len(alerts) >= 19
     for alert in alerts:
         assert alert["annotations"].get("summary") and alert["annotations"].get("runbook"), alert["alert"]
         assert alert["labels"]["severity"] in ("critical", "warning")

@@ -104,6 +104,7 @@ def run_model(model: LoadedModel, pixels: np.ndarray, metrics: ServiceMetrics, k
     probabilities = model.predict_proba(pixels)
     elapsed = time.perf_counter() - started
     metrics.record_inference(kind, elapsed, len(pixels))
+    metrics.inputs.record(pixels)
     digits = probabilities.argmax(axis=1)
     metrics.record_predictions(digits.tolist(), probabilities[np.arange(len(digits)), digits].tolist())
     return BatchResult(probabilities, pixels, elapsed * 1000)

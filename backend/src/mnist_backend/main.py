@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.model_reloads.labels(result="success" if model else "failure").inc()
         current = holder.model
         metrics.set_model(current.version if current else None, current.test_accuracy if current else None)
+        metrics.inputs.set_reference(current.contract.input_statistics if current else None)
         return model
 
     @asynccontextmanager

@@ -25,6 +25,8 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mnist_backend.input_statistics import InputStatistics
+
 # The *_created series double the exposition size and no dashboard uses them.
 disable_created_metrics()
 
@@ -97,6 +99,9 @@ class ServiceMetrics:
             "mnist_model_ready", "1 when a model is loaded and serving", registry=r, multiprocess_mode="max"
         )
         self.model_reloads = Counter("mnist_model_reloads", "Model (re)load attempts by result", ["result"], registry=r)
+        # Drift: statistics of every model input against the served version's training split.
+        # Single-process registries only: in multiprocess mode each worker would export its own.
+        self.inputs = InputStatistics(r)
         self.busy_rejections = Counter(
             "mnist_busy_rejections",
             "Requests refused (503) because every place of a kind was taken",

@@ -36,6 +36,9 @@ class ModelMetadata:
     test_accuracy: float
     onnx_sha256: str
     document: dict[str, Any]
+    # The training split's input statistics (mean, std, p01, p50, p99 of each); None in
+    # versions trained before they were recorded.
+    input_statistics: dict[str, dict[str, float]] | None = None
 
 
 @cache
@@ -74,4 +77,5 @@ def parse_metadata(document: object) -> ModelMetadata:
         test_accuracy=float(document["metrics"]["test_accuracy"]),
         onnx_sha256=document["onnx_sha256"],
         document=document,
+        input_statistics=document["data"].get("input_statistics"),
     )

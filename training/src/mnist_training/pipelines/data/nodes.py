@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_training.input_statistics import summarize as summarize_input_statistics
 from mnist_training.parameters import DataParams
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ def compute_normalization(train: Split) -> dict[str, float]:
 
 
 def describe_data(dataset: dict[str, Any], train: Split, validation: Split, test: Split) -> dict[str, Any]:
-    """The provenance record that goes into the model's metadata."""
+    """The provenance record that goes into the model's metadata, with the training split's
+    input statistics: serving compares what it is sent with them (drift)."""
     digest = hashlib.sha256()
     for split in (train, validation, test):
         digest.update(np.ascontiguousarray(split["images"]).tobytes())
@@ -125,4 +127,5 @@ def describe_data(dataset: dict[str, Any], train: Split, validation: Split, test
         "n_validation": len(validation["labels"]),
         "n_test": len(test["labels"]),
         "sha256": digest.hexdigest(),
+        "input_statistics": summarize_input_statistics(train["images"]),
     }
