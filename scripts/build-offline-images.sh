@@ -2,8 +2,8 @@
 # Build, with no container registry, every image the stack needs but does not build itself:
 #   1. a Python base image from a Debian mirror (debootstrap + docker import), carrying the host's
 #      CA bundle so pip and apt inside later builds trust the same certificates as the host;
-#   2. nginx, Prometheus, Alertmanager, the nginx exporter and PostgreSQL (MLflow's database) from
-#      Debian's packages, on top of it.
+#   2. nginx, Prometheus, Alertmanager, the nginx, node and blackbox exporters and PostgreSQL
+#      (MLflow's database) from Debian's packages, on top of it.
 # Grafana has no Debian package: the offline stack runs without it (deploy.sh says so).
 # Prints the environment that points Compose and the Dockerfiles at these images.
 set -euo pipefail
@@ -29,6 +29,8 @@ Builds, without any registry:
   $PREFIX/prometheus:$SUITE    prometheus (with promtool) from Debian, non-root
   $PREFIX/alertmanager:$SUITE  prometheus-alertmanager from Debian, non-root
   $PREFIX/nginx-exporter:$SUITE  prometheus-nginx-exporter from Debian, non-root
+  $PREFIX/node-exporter:$SUITE   prometheus-node-exporter from Debian, non-root
+  $PREFIX/blackbox-exporter:$SUITE  prometheus-blackbox-exporter from Debian, non-root
   $PREFIX/postgres:$SUITE      postgresql-15 from Debian, non-root, the official image's contract
 Existing images are kept unless --force. Needs root (debootstrap) and a running Docker engine.
 --env-file FILE  also write the variables that select these images (PYTHON_IMAGE, NGINX_IMAGE, ...)
@@ -99,7 +101,7 @@ build_debian_image() {  # name  packages...  (Dockerfile: docker/offline/<name>.
 }
 
 build_base
-for name in nginx prometheus alertmanager nginx-exporter postgres; do
+for name in nginx prometheus alertmanager nginx-exporter node-exporter blackbox-exporter postgres; do
   build_debian_image "$name"
 done
 
@@ -108,6 +110,8 @@ NGINX_IMAGE=$PREFIX/nginx:$SUITE
 PROMETHEUS_IMAGE=$PREFIX/prometheus:$SUITE
 ALERTMANAGER_IMAGE=$PREFIX/alertmanager:$SUITE
 NGINX_EXPORTER_IMAGE=$PREFIX/nginx-exporter:$SUITE
+NODE_EXPORTER_IMAGE=$PREFIX/node-exporter:$SUITE
+BLACKBOX_EXPORTER_IMAGE=$PREFIX/blackbox-exporter:$SUITE
 POSTGRES_IMAGE=$PREFIX/postgres:$SUITE
 OFFLINE=1"
 if [[ -n "$ENV_FILE" ]]; then

@@ -12,7 +12,8 @@ Installs, with apt-get, the system packages that `make test` and `make bench` ne
   chromium         the real browser the frontend tests drive (Playwright, never its own download)
   npm              installs axe-core for the accessibility test (skipped when npm is already on PATH)
   wrk              HTTP load generator for `make bench`
-  prometheus, prometheus-alertmanager, prometheus-nginx-exporter, nginx
+  prometheus, prometheus-alertmanager, prometheus-nginx-exporter, prometheus-node-exporter,
+  prometheus-blackbox-exporter, nginx
                    the real monitoring tools the monitoring tests run (promtool, amtool included)
   postgresql       the real PostgreSQL the MLflow tests start (as a non-root user, on 127.0.0.1)
   openssh-server, openssh-client
@@ -24,8 +25,8 @@ USAGE
 
 [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]] && { usage; exit 0; }
 
-PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter nginx
-  postgresql openssh-server openssh-client)
+PACKAGES=(make git chromium wrk prometheus prometheus-alertmanager prometheus-nginx-exporter
+  prometheus-node-exporter prometheus-blackbox-exporter nginx postgresql openssh-server openssh-client)
 # Node may come from elsewhere (nvm, a base image); only ask Debian for it when it is missing.
 command -v npm >/dev/null || PACKAGES+=(npm)
 

@@ -4,7 +4,7 @@
 #   run from the host, restart, backup/restore) -> a broken tag rolls back (MLflow untouched) ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
-#   under steady load -> zero-downtime deploys under load: a new tag, a broken tag (rolled back
+#   under steady load -> the page stops: its alert reaches a Slack stand-in -> zero-downtime deploys under load: a new tag, a broken tag (rolled back
 #   with its commit and model), a deploy after a crash-restart -> image sizes -> tear down.
 # Between staging and production: staging deployed over a real SSH connection (sshd on
 # 127.0.0.1) from another image repository. Production runs from that deploy host's checkout
@@ -32,6 +32,11 @@ HOST_CHECKOUT=$WORK/host
 SSH_PORT=${SSH_PORT:-12222}
 SSHD_PID=""
 
+# prometheus_query URL EXPR: the first sample's value of an instant query (empty when none).
+prometheus_query() {
+  curl -sf --get --data-urlencode "query=$2" "$1/api/v1/query" \
+    | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'
+}
 step() { printf '\n######## %s (%ss)\n' "$*" "$SECONDS"; }
 check() { printf '  ok    %s\n' "$*"; }
 fail() { printf '  FAIL  %s\n' "$*" >&2; exit 1; }
@@ -44,6 +49,7 @@ echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} 
 teardown() {
   local env
   [[ -n "$SSHD_PID" ]] && kill "$SSHD_PID" 2>/dev/null
+  docker rm -f mnist-slack-stand-in >/dev/null 2>&1 || true
   [[ -n "${KEEP_STACK:-}" ]] && { echo "KEEP_STACK=1: production left running"; return; }
   for env in staging production; do
     compose_for "$env"
@@ -80,6 +86,9 @@ set -a
 # shellcheck source=/dev/null  # the secret paths, printed as NAME=path lines
 source <(scripts/make-local-secrets.sh "$WORK/secrets")
 set +a
+# Production's Alertmanager posts to a Slack stand-in on production's network (started below).
+SLACK_STAND_IN_URL=http://slack-stand-in:8080/services/T000/B000/stack-test
+echo "$SLACK_STAND_IN_URL" >"$SLACK_WEBHOOK_FILE"
 scripts/make-dev-cert.sh --dir "$WORK/certs" --force
 
 export MODELS_PATH=$WORK/models TLS_CERT_DIR=$WORK/certs DEPLOY_STATE_DIR=$WORK/state CANARY_MODEL_VERSION=$CANARY_VERSION
@@ -119,6 +128,14 @@ until curl -sf http://127.0.0.1:9090/api/v1/alertmanagers | grep -q '"url":"http
 done
 [[ $(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9093/-/ready) == 200 ]] || fail "staging's Alertmanager is not ready"
 check "staging's Prometheus sends alerts to its Alertmanager (ready on 127.0.0.1:9093)"
+# ... and watches the host and probes the page and the API from outside.
+staging_watch="up{job=\"node\"} == 1 or probe_success{job=~\"blackbox-page|blackbox-api\"} == 1"
+deadline=$((SECONDS + 90))
+until [[ $(prometheus_query http://127.0.0.1:9090 "count($staging_watch)") == 3 ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "staging's Prometheus does not see the host and both probes succeed: $(prometheus_query http://127.0.0.1:9090 "$staging_watch")"
+  sleep 3
+done
+check "staging's node-exporter is scraped; blackbox-exporter's probes of the page and the API succeed"
 
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"
@@ -152,6 +169,7 @@ check "host checkout at $(git -C "$HOST_CHECKOUT" rev-parse --short=12 HEAD); ss
 mkdir -p "$HOST_CHECKOUT/.deploy"
 for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MLFLOW_PASSWORD_FILE \
   POSTGRES_PASSWORD_FILE MODELS_PATH PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE \
+  NODE_EXPORTER_IMAGE BLACKBOX_EXPORTER_IMAGE \
   POSTGRES_IMAGE OFFLINE COMPOSE_CLI DOCKER_CONFIG; do
   if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
 done >"$HOST_CHECKOUT/.deploy/staging.env"
@@ -334,6 +352,51 @@ restarts_after=$(restarts)
 [[ "$restarts_before" == "$restarts_after" ]] || fail "containers restarted during the bombs: $(diff <(echo "$restarts_before") <(echo "$restarts_after") | tr '\n' ' ')"
 backends_healthy || fail "a backend is not healthy after the bombs"
 check "no container restarted ($(wc -l <<<"$restarts_after") containers, restart counts and start times unchanged); every replica healthy"
+
+step "Production's alerts reach someone: the page stops, the page-down alert reaches the Slack stand-in"
+PROMETHEUS_URL=http://127.0.0.1:${PROMETHEUS_PORT:-9090}
+production_watch="up{job=\"node\"} == 1 or probe_success{job=~\"blackbox-page|blackbox-api\"} == 1"
+deadline=$((SECONDS + 90))
+until [[ $(prometheus_query "$PROMETHEUS_URL" "count($production_watch)") == 3 ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "production's Prometheus does not see the host and both probes through the edge: $(prometheus_query "$PROMETHEUS_URL" "$production_watch")"
+  sleep 3
+done
+cert_days=$(prometheus_query "$PROMETHEUS_URL" 'min(probe_ssl_earliest_cert_expiry{job="blackbox-page"} - time()) / 86400')
+[[ -n "$cert_days" ]] || fail "the page probe reports no certificate expiry"
+check "node-exporter scraped; the page and the API probed through the HTTPS edge; certificate expires in $(printf '%.1f' "$cert_days") days"
+network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$("${COMPOSE_ARGS[@]}" ps -q nginx)")
+# The stand-in: answers "ok" as Slack does and prints every message it receives, one per line.
+docker run -d --name mnist-slack-stand-in --network "$network" --network-alias slack-stand-in \
+  --read-only --cap-drop ALL --user 65534 "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm}" python3 -u -c '
+import http.server
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        print(self.path, body.decode(), flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+http.server.HTTPServer(("", 8080), Hook).serve_forever()
+' >/dev/null
+frontend=$("${COMPOSE_ARGS[@]}" ps -q frontend)
+page_stopped=$SECONDS
+docker stop -t 5 "$frontend" >/dev/null
+deadline=$((SECONDS + 300))
+until docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep -q 'FIRING'; do
+  [[ $SECONDS -lt $deadline ]] || fail "no page-down alert reached the Slack stand-in within 300 s of stopping the page"
+  sleep 5
+done
+message=$(docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep 'FIRING' | head -n1)
+[[ $message == *'"channel":"#mnist-alerts-production"'* && $message == *'/services/T000/B000/stack-test'* ]] \
+  || fail "the page-down alert went elsewhere: $message"
+check "page-down alert at the Slack stand-in (#mnist-alerts-production) $((SECONDS - page_stopped)) s after the page stopped"
+docker start "$frontend" >/dev/null
+deadline=$((SECONDS + 120))
+until [[ $(docker inspect -f '{{.State.Health.Status}}' "$frontend") == healthy ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the page did not become healthy again"
+  sleep 2
+done
+check "the page is back and healthy"
 
 step "Model delivery: a new version to canary, then to production under load, then rolled back"
 TINY_REGISTERED=$(register_folder "$WORK/tracked-models/$(cat "$WORK/tracked-models/CURRENT")")

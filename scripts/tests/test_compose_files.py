@@ -242,7 +242,8 @@ def test_third_party_images_are_variables_with_pinned_defaults():
     text = "\n".join((REPO_ROOT / f"docker-compose{suffix}.yml").read_text() for suffix in ("", ".production"))
     images = re.findall(r"^\s+image: (.+)$", text, flags=re.MULTILINE)
     third_party = [image for image in images if "IMAGE_REPOSITORY" not in image]
-    assert len(third_party) == 7  # nginx, its exporter, Prometheus, Alertmanager, Grafana, PostgreSQL, MLflow
+    # nginx, its exporter, Prometheus, Alertmanager, node-exporter, blackbox-exporter, Grafana, PostgreSQL, MLflow
+    assert len(third_party) == 9
     for image in third_party:
         match = re.fullmatch(r"\$\{[A-Z_]+_IMAGE:-([^}]+)\}", image.strip())
         assert match, f"{image} is not a variable with a default"
