@@ -54,8 +54,8 @@ def measure(pixels: np.ndarray) -> dict[str, np.ndarray]:
     Training measures its split with the same definitions (a test runs both).
     """
     images = pixels.reshape(-1, MNIST_SIDE, MNIST_SIDE)
-    ink = images > INK_THRESHOLD
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    ink: np.ndarray = images > INK_THRESHOLD
+    rows, cols = np.asarray(ink.any(axis=2)), np.asarray(ink.any(axis=1))
     row_mass, col_mass = images.sum(axis=2, dtype=np.float64), images.sum(axis=1, dtype=np.float64)
     mass = row_mass.sum(axis=1)
     coordinates = np.arange(MNIST_SIDE, dtype=np.float64)

@@ -26,8 +26,8 @@ def measure(pixels: np.ndarray) -> dict[str, np.ndarray]:
     centre_offset_pixels: how far the intensity-weighted centre lies from the image centre.
     """
     images = np.asarray(pixels, dtype=np.float64).reshape(-1, SIDE, SIDE)
-    ink = images > INK_THRESHOLD
-    rows, cols = ink.any(axis=2), ink.any(axis=1)
+    ink: np.ndarray = images > INK_THRESHOLD
+    rows, cols = np.asarray(ink.any(axis=2)), np.asarray(ink.any(axis=1))
     mass = images.sum(axis=(1, 2))
     coordinates = np.arange(SIDE)
     with np.errstate(invalid="ignore", divide="ignore"):
