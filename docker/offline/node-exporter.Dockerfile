@@ -8,4 +8,5 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 USER nobody
 EXPOSE 9100
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD ["wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9100/metrics"]
 ENTRYPOINT ["/usr/bin/prometheus-node-exporter"]
