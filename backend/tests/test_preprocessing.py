@@ -13,6 +13,7 @@ from mnist_backend.preprocessing import (
     decode_base64_image,
     ink_channel,
     pixels_from_array,
+    pixels_from_arrays,
     preprocess_canvas_image,
 )
 from tests.conftest import draw_stroke_image, png_base64
@@ -121,6 +122,37 @@ def test_pixel_arrays_in_both_shapes_give_the_same_image():
 def test_bad_pixel_arrays_are_rejected_with_a_reason(values, message):
     with pytest.raises(InvalidImageError, match=message):
         pixels_from_array(values)
+
+
+def test_many_pixel_arrays_convert_like_one_at_a_time_in_either_shape():
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 28, 28), dtype=np.float32)
+    flat = [image.ravel().tolist() for image in images]
+    nested = [image.tolist() for image in images]
+    mixed = [flat[0], nested[1], flat[2]]  # shapes mixed between images: the per-image path
+    wheres = [f"images[{i}]" for i in range(5)]
+    for values in (flat, nested, mixed):
+        expected = np.stack([pixels_from_array(v) for v in values])
+        np.testing.assert_array_equal(pixels_from_arrays(values, wheres[: len(values)]), expected)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ([0.0] * 783, "images\\[2\\] must have 784 values, got 783"),
+        ([0.0] * 783 + [float("nan")], "images\\[2\\] values must be finite"),
+        ([0.0] * 783 + [2.0], "images\\[2\\] values must be between 0 and 1"),
+        ([[0.0] * 28] * 28, None),  # a valid image in the other shape
+    ],
+)
+def test_a_bad_image_among_many_is_named(bad, message):
+    values = [[0.5] * 784, [0.0] * 784, bad]
+    wheres = ["images[0]", "images[1]", "images[2]"]
+    if message is None:
+        assert pixels_from_arrays(values, wheres).shape == (3, 28, 28)
+        return
+    with pytest.raises(InvalidImageError, match=message):
+        pixels_from_arrays(values, wheres)
 
 
 def test_base64_png_and_jpeg_decode_and_data_urls_are_accepted():

@@ -17,7 +17,7 @@ from mnist_backend.preprocessing import (
     check_image_size,
     decode_base64_image,
     open_base64_image,
-    pixels_from_array,
+    pixels_from_arrays,
     preprocess_canvas_image,
 )
 
@@ -86,15 +86,17 @@ def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event
             "are decoded per request (MAX_BATCH_PIXELS)"
         )
     pixels = np.empty((len(items), MNIST_SIDE, MNIST_SIDE), dtype=np.float32)
-    for index, item in enumerate(items):
+    arrays = [index for index in range(len(items)) if index not in opened]
+    if arrays:
+        pixels[arrays] = pixels_from_arrays([items[i] for i in arrays], [f"images[{i}]" for i in arrays])
+    for done, (index, image) in enumerate(opened.items()):
         if abandoned.is_set():
-            raise RequestAbandonedError(f"client disconnected after {index} of {len(items)} images")
+            raise RequestAbandonedError(f"client disconnected after {done} of {len(opened)} images were decoded")
         where = f"images[{index}]"
-        if index in opened:
-            check_image_size(opened[index], limits.max_image_pixels, where)
-            pixels[index] = preprocess_canvas_image(opened[index], where)
-        else:
-            pixels[index] = pixels_from_array(item, where)
+        check_image_size(image, limits.max_image_pixels, where)
+        pixels[index] = preprocess_canvas_image(image, where)
+    if abandoned.is_set():
+        raise RequestAbandonedError("client disconnected before the model ran")
     return pixels
 
 
