@@ -83,9 +83,9 @@ run: model ## Set everything up if needed, start the API and the drawing page; C
 	BACKEND_PORT=$(BACKEND_PORT) FRONTEND_PORT=$(FRONTEND_PORT) VENV=$(VENV) scripts/run-local.sh
 
 .PHONY: bench
-bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (needs wrk)
+bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (needs wrk; BENCH_ARGS="--compare-src DIR")
 	@command -v wrk >/dev/null || scripts/install-system-deps.sh
-	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json
+	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json $(BENCH_ARGS)
 
 .PHONY: test
 test: install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed

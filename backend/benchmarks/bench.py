@@ -8,8 +8,14 @@ drawing page sends it, and RGBA on a transparent background as other drawing cli
 it), a batch of 256, and the no-op that parses the same 784-float body through the same
 middleware and key check. Then in-process ONNX Runtime images/s at batch 1 and 256.
 
-    python benchmarks/bench.py --model-dir ../models [--duration 10] [--json results.json]
-    python benchmarks/bench.py --server-src /path/to/other/checkout/backend/src   # compare code
+A shared 2-core machine drifts by 20-30 % within minutes, more than most changes are worth.
+So every scenario runs ``--repeat`` times, round robin (scenarios, and the two versions when
+comparing, interleaved back to back), and the report gives the median with each figure's
+spread; the ONNX Runtime ceiling is measured in every round too.
+
+    python benchmarks/bench.py --model-dir ../models [--duration 5] [--repeat 3] [--json results.json]
+    python benchmarks/bench.py --compare-src /path/to/other/checkout/backend/src   # before/after
+    python benchmarks/bench.py --server-src /path/to/other/checkout/backend/src    # bench that code alone
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,8 +49,14 @@ DIGITS_FILE = HERE.parents[1] / "frontend" / "src" / "mnist_frontend" / "example
 LUA_SCRIPT = HERE / "post_body.lua"
 
 
+THIS, COMPARED = "this", "compared"
+
+
 @dataclass
 class WrkResult:
+    """One scenario on one version: the median of its runs (errors summed over them)."""
+
+    version: str
     scenario: str
     connections: int
     requests_per_s: float
@@ -53,18 +67,49 @@ class WrkResult:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    spread: float  # (max - min) / median of the runs' requests/s: how far to trust a difference
+    runs_requests_per_s: list[float]
+
+
+def summarize(version: str, scenario: str, connections: int, images: int, runs: list[dict[str, float]]) -> WrkResult:
+    rates = [run["requests_per_s"] for run in runs]
+    rate = statistics.median(rates)
+    return WrkResult(
+        version,
+        scenario,
+        connections,
+        requests_per_s=rate,
+        images_per_s=rate * images,
+        **{key: statistics.median(run[key] for run in runs) for key in ("p50_ms", "p90_ms", "p95_ms", "p99_ms")},
+        non_2xx=int(sum(run["non_2xx"] for run in runs)),
+        socket_errors=int(sum(run["socket_errors"] for run in runs)),
+        spread=(max(rates) - min(rates)) / rate if rate else 0.0,
+        runs_requests_per_s=[round(r, 1) for r in rates],
+    )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR", "models")))
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per scenario, round robin; medians (default 3)")
     parser.add_argument("--connections", default="16,64", help="comma-separated (default 16,64)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--server-src", type=Path, help="serve the mnist_backend package found here (another checkout's backend/src)"
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--compare-src",
+        type=Path,
+        help="also serve this checkout's backend/src and interleave its runs with ours: a before/after table",
+    )
+    args = parser.parse_args()
+    if args.repeat < 1 or args.duration < 1:
+        parser.error("--repeat and --duration must be at least 1")
+    for option, path in (("--server-src", args.server_src), ("--compare-src", args.compare_src)):
+        if path and not (path / "mnist_backend" / "__init__.py").is_file():
+            parser.error(f"{option} {path}: no mnist_backend package there (give a checkout's backend/src)")
+    return args
 
 
 def real_digit() -> np.ndarray:
@@ -175,9 +220,13 @@ def run_wrk(url: str, body: Path, connections: int, duration: int) -> dict[str, 
         text=True,
         check=True,
     ).stdout
-    p50, p90, p95, p99 = (int(us) / 1000 for us in _PERCENTILES.search(output).groups())
+    percentiles = _PERCENTILES.search(output)
     total = re.search(r"(\d+) requests in ([\d.]+)s", output)
-    non_2xx = int(re.search(r"NON2XX (\d+)", output).group(1))
+    non_2xx_line = re.search(r"NON2XX (\d+)", output)
+    if not (percentiles and total and non_2xx_line):
+        sys.exit(f"bench: wrk's output lacks the figures post_body.lua prints; it was:\n{output[-2000:]}")
+    p50, p90, p95, p99 = (int(us) / 1000 for us in percentiles.groups())
+    non_2xx = int(non_2xx_line.group(1))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     return {
         # Answered with 2xx only: a fast stream of 503s is not throughput.
@@ -213,53 +262,121 @@ def main() -> None:
     if not (args.model_dir / "CURRENT").is_file():
         sys.exit(f"bench: no model in {args.model_dir}; run `make train` first")
     connections = [int(c) for c in args.connections.split(",")]
-    ceiling = onnx_images_per_second(args.model_dir)
+    sources = {THIS: args.server_src, **({COMPARED: args.compare_src} if args.compare_src else {})}
 
-    results: list[WrkResult] = []
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         workdir = Path(tmp)
         bodies = request_bodies(workdir)
-        port = free_port()
-        server = start_server(args.model_dir, port, workdir / "server.log", args.server_src)
-        routes = {"noop (784 floats)": "/api/v1/bench/noop", "batch of 256": "/api/v1/predict/batch"}
+        ports, servers = {}, []
         try:
-            for name, (body, images) in bodies.items():
-                url = f"http://127.0.0.1:{port}{routes.get(name, '/api/v1/predict')}"
-                run_wrk(url, body, 4, 2)  # warm up
-                time.sleep(1)  # the requests wrk abandoned when it stopped finish before the next run
-                # A client of the batch route uses at most MAX_CONCURRENT_BATCHES (4) connections;
-                # more would measure how fast the service says 503.
-                for conns in sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if images > 1 else connections:
-                    print(f"  wrk: {name}, {conns} connections, {args.duration} s ...", file=sys.stderr, flush=True)
-                    stats = run_wrk(url, body, conns, args.duration)
-                    time.sleep(1)
-                    results.append(WrkResult(name, conns, images_per_s=stats["requests_per_s"] * images, **stats))
+            for version, source in sources.items():
+                ports[version] = free_port()
+                log = workdir / f"server-{version}.log"
+                servers.append(start_server(args.model_dir, ports[version], log, source))
+            results, ceilings = run_rounds(args, bodies, connections, ports)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
 
-    print_report(results, ceiling)
+    ceiling = {batch: statistics.median(c[batch] for c in ceilings) for batch in (1, 256)}
+    print_report(results, ceiling, args.repeat, args.duration)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"wrk": [asdict(r) for r in results], "onnx_images_per_s": ceiling}, indent=2))
+        report = {
+            "repeat": args.repeat,
+            "duration_s": args.duration,
+            "compared_src": str(args.compare_src) if args.compare_src else None,
+            "wrk": [asdict(r) for r in results],
+            "onnx_images_per_s": ceiling,
+            "onnx_images_per_s_rounds": ceilings,
+        }
+        args.json.write_text(json.dumps(report, indent=2))
 
 
-def print_report(results: list[WrkResult], ceiling: dict[int, float]) -> None:
-    print("\nHTTP, one worker process on 127.0.0.1 (wrk; production defaults, access log on)")
+def run_rounds(
+    args: argparse.Namespace, bodies: dict[str, tuple[Path, int]], connections: list[int], ports: dict[str, int]
+) -> tuple[list[WrkResult], list[dict[int, float]]]:
+    """Every (scenario, connections) on every version, ``--repeat`` rounds; medians per cell."""
+    routes = {"noop (784 floats)": "/api/v1/bench/noop", "batch of 256": "/api/v1/predict/batch"}
+    # A client of the batch route uses at most MAX_CONCURRENT_BATCHES (4) connections; more
+    # would measure how fast the service says 503.
+    plan = [
+        (name, conns)
+        for name, (_, images) in bodies.items()
+        for conns in (sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if images > 1 else connections)
+    ]
+    runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
+    ceilings, warmed = [], set()
+    for round_index in range(args.repeat):
+        ceilings.append(onnx_images_per_second(args.model_dir))
+        # Alternate which version goes first, so neither always runs on the warmer machine.
+        versions = list(ports) if round_index % 2 == 0 else list(reversed(ports))
+        for name, conns in plan:
+            body, _ = bodies[name]
+            for version in versions:
+                url = f"http://127.0.0.1:{ports[version]}{routes.get(name, '/api/v1/predict')}"
+                if (version, name) not in warmed:
+                    warmed.add((version, name))
+                    run_wrk(url, body, 4, 2)  # warm up once per scenario and version
+                    time.sleep(1)  # the requests wrk abandoned when it stopped finish first
+                label = f" [{version}]" if len(ports) > 1 else ""
+                print(
+                    f"  round {round_index + 1}/{args.repeat}: {name}{label}, {conns} connections, "
+                    f"{args.duration} s ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                runs[(version, name, conns)].append(run_wrk(url, body, conns, args.duration))
+                time.sleep(1)
+    results = [
+        summarize(version, name, conns, bodies[name][1], runs[(version, name, conns)])
+        for version in ports
+        for name, conns in plan
+    ]
+    return results, ceilings
+
+
+def print_report(results: list[WrkResult], ceiling: dict[int, float], repeat: int, duration: int) -> None:
     print(
-        f"{'scenario':<20}{'conns':>6}{'req/s':>9}{'images/s':>10}{'p50 ms':>8}{'p90 ms':>8}{'p95 ms':>8}"
-        f"{'p99 ms':>8}{'errors':>7}"
+        f"\nHTTP, one worker process on 127.0.0.1 (wrk; production defaults, access log on); "
+        f"median of {repeat} runs of {duration} s each"
     )
-    for r in results:
+    print(
+        f"{'scenario':<20}{'conns':>6}{'req/s':>9}{'spread':>8}{'images/s':>10}{'p50 ms':>8}{'p90 ms':>8}"
+        f"{'p95 ms':>8}{'p99 ms':>8}{'errors':>7}"
+    )
+    ours = [r for r in results if r.version == THIS]
+    for r in ours:
         print(
-            f"{r.scenario:<20}{r.connections:>6}{r.requests_per_s:>9.0f}{r.images_per_s:>10.0f}"
+            f"{r.scenario:<20}{r.connections:>6}{r.requests_per_s:>9.0f}{r.spread:>8.0%}{r.images_per_s:>10.0f}"
             f"{r.p50_ms:>8.2f}{r.p90_ms:>8.2f}{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}{r.non_2xx + r.socket_errors:>7}"
         )
     print(
         "\nIn-process ONNX Runtime (1 thread): "
         f"batch 1: {ceiling[1]:.0f} images/s ({1e6 / ceiling[1]:.0f} us/image), batch 256: {ceiling[256]:.0f} images/s"
     )
+    compared = {(r.scenario, r.connections): r for r in results if r.version == COMPARED}
+    if compared:
+        print_comparison(ours, compared)
+    print_targets(ours, ceiling)
 
+
+def print_comparison(ours: list[WrkResult], compared: dict[tuple[str, int], WrkResult]) -> None:
+    print("\nBefore (--compare-src) and after (this code), interleaved in the same rounds")
+    print(f"{'scenario':<20}{'conns':>6}{'req/s before':>14}{'after':>8}{'change':>8}{'p99 before':>12}{'after':>8}")
+    for r in ours:
+        before = compared[(r.scenario, r.connections)]
+        change = r.requests_per_s / before.requests_per_s - 1 if before.requests_per_s else 0.0
+        # A change smaller than the runs' own spread is not a measured difference.
+        noise = " (within spread)" if abs(change) < max(r.spread, before.spread) else ""
+        print(
+            f"{r.scenario:<20}{r.connections:>6}{before.requests_per_s:>14.0f}{r.requests_per_s:>8.0f}"
+            f"{change:>+8.0%}{before.p99_ms:>12.2f}{r.p99_ms:>8.2f}{noise}"
+        )
+
+
+def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
     def find(name: str, conns: int) -> WrkResult | None:
         return next((r for r in results if r.scenario == name and r.connections == conns), None)
 

@@ -1,0 +1,54 @@
+"""``make bench``'s script, end to end with short runs: a real server, real wrk, its report.
+
+Nothing here judges speed (that is the benchmark's job); it keeps the script from rotting
+when the API, the settings or wrk's output change.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BACKEND = Path(__file__).resolve().parents[1]
+SCENARIOS = {"noop (784 floats)", "predict 784 floats", "predict PNG gray", "predict PNG RGBA", "batch of 256"}
+
+
+def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path, tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "wrk is missing: scripts/install-system-deps.sh installs it"
+    report = tmp_path / "bench.json"
+    command = [sys.executable, "benchmarks/bench.py", "--model-dir", str(model_dir), "--json", str(report)]
+    result = subprocess.run(
+        [*command, "--duration", "1", "--repeat", "2", "--connections", "4"],
+        cwd=BACKEND,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    data = json.loads(report.read_text())
+    assert {row["scenario"] for row in data["wrk"]} == SCENARIOS
+    assert data["repeat"] == 2 and len(data["onnx_images_per_s_rounds"]) == 2
+    for row in data["wrk"]:
+        assert row["non_2xx"] == 0 and row["socket_errors"] == 0, row
+        assert len(row["runs_requests_per_s"]) == 2 and row["requests_per_s"] > 0, row
+        assert row["p50_ms"] <= row["p90_ms"] <= row["p95_ms"] <= row["p99_ms"], row
+    batch = next(row for row in data["wrk"] if row["scenario"] == "batch of 256")
+    assert batch["images_per_s"] == 256 * batch["requests_per_s"]
+    assert "p95 ms" in result.stdout and "spread" in result.stdout
+    assert "predict floats / no-op req/s, 4 connections" in result.stdout
+
+
+def test_bench_refuses_a_compare_source_without_the_package(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--compare-src", str(tmp_path)],
+        cwd=BACKEND,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"--compare-src {tmp_path}: no mnist_backend package there" in result.stderr
