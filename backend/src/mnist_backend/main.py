@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -65,6 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watch = None
         if settings.model_reload_interval_s > 0 and not settings.model_version:
             watch = asyncio.create_task(follow_current(holder, load_model, settings.model_reload_interval_s))
+        # Everything built so far (modules, the app, schemas, the model) lives as long as the
+        # process. Frozen, the cyclic collector no longer walks it: its full collections, which
+        # stalled every request in flight for ~40 ms every few seconds under load, take ~1 ms.
+        gc.collect()
+        gc.freeze()
         yield
         if watch:
             watch.cancel()
