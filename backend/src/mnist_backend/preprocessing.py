@@ -202,8 +202,8 @@ def center_by_mass(image: np.ndarray) -> np.ndarray:
     """Shift (by whole pixels, zero-filled) so the intensity-weighted centre is the image centre."""
     total = image.sum()
     # The weighted row and column sums: two small dot products instead of two full-size grids.
-    center_y = image.sum(axis=1) @ np.arange(image.shape[0], dtype=np.float32) / total
-    center_x = image.sum(axis=0) @ np.arange(image.shape[1], dtype=np.float32) / total
+    center_y = image.sum(axis=1, dtype=np.float64) @ np.arange(image.shape[0]) / total
+    center_x = image.sum(axis=0, dtype=np.float64) @ np.arange(image.shape[1]) / total
     target = (image.shape[0] - 1) / 2
     shift_y, shift_x = round(target - center_y), round(target - center_x)
     return shift_image(image, shift_y, shift_x)
