@@ -7,10 +7,12 @@ the default one when ``models/CURRENT`` is missing). ``MODEL_DIR`` points at it.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,6 +26,17 @@ from mnist_testkit.models import trained_model_dir
 from tests.server_process import ServerProcess, server_starter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAINING_PACKAGE = REPO_ROOT / "training" / "src" / "mnist_training"
+
+
+def load_training_module(filename: str) -> ModuleType:
+    """One of training's modules that reproduce a contract this service owns, loaded from its
+    file (numpy and Pillow only; no training install needed), for the tests that compare them."""
+    spec = importlib.util.spec_from_file_location(f"training_{Path(filename).stem}", TRAINING_PACKAGE / filename)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

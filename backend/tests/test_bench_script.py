@@ -19,9 +19,9 @@ SCENARIOS = {"noop (784 floats)", "predict 784 floats", "predict PNG gray", "pre
 def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path, tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk is missing: scripts/install-system-deps.sh installs it"
     report = tmp_path / "bench.json"
-    command = [sys.executable, "benchmarks/bench.py", "--model-dir", str(model_dir), "--json", str(report)]
+    options = ["--model-dir", str(model_dir), "--json", str(report), "--duration", "1", "--repeat", "2"]
     result = subprocess.run(
-        [*command, "--duration", "1", "--repeat", "2", "--connections", "4"],
+        [sys.executable, "benchmarks/bench.py", *options, "--connections", "4"],
         cwd=BACKEND,
         capture_output=True,
         text=True,

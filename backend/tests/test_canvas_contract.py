@@ -4,27 +4,17 @@ two must turn the same drawing or upload into the same 28x28 digit."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_backend.preprocessing import preprocess_canvas_image
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CANVAS_CONTRACT = REPO_ROOT / "training" / "src" / "mnist_training" / "canvas_contract.py"
+from tests.conftest import load_training_module
 
 
 @pytest.fixture(scope="module")
 def training_contract():
-    """Training's copy, loaded from its file (numpy and Pillow only; no training install needed)."""
-    spec = importlib.util.spec_from_file_location("training_canvas_contract", CANVAS_CONTRACT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_training_module("canvas_contract.py")
 
 
 def drawings(digit: np.ndarray) -> dict[str, np.ndarray]:

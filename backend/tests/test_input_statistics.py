@@ -3,9 +3,7 @@ service exports (histograms, inputs outside the training range, the version's re
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +12,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from mnist_backend.input_statistics import BUCKETS, STATISTICS, TOLERANCE, InputStatistics, measure
 from tests.api.test_metrics import sample
 from tests.api.test_predict import as_floats
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAINING_STATISTICS = REPO_ROOT / "training" / "src" / "mnist_training" / "input_statistics.py"
+from tests.conftest import load_training_module
 
 
 def training_module():
-    """Training's own implementation, loaded from its file (numpy only; no training install needed)."""
-    spec = importlib.util.spec_from_file_location("training_input_statistics", TRAINING_STATISTICS)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """Training's own implementation of the statistics."""
+    return load_training_module("input_statistics.py")
 
 
 def tiny_in_corner(digit: np.ndarray) -> np.ndarray:
