@@ -92,6 +92,25 @@ def test_a_published_folder_registers_once_from_the_command_line(registry):
     assert missing.returncode == 2 and "is not a published version" in missing.stderr
 
 
+def test_without_a_tracking_uri_the_commands_refuse_instead_of_writing_a_local_store(registry, tmp_path):
+    """MLflow's fallback is a new ``mlflow.db`` in the current folder: a forgotten variable must not
+    register or promote into a store nobody serves."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    folder = str(registry["models"] / registry["ids"]["1"])
+    for module, *args in (("register", folder), ("promote", "--show"), ("promote", "1", "--to", "qa")):
+        result = subprocess.run(
+            [sys.executable, "-m", f"mnist_training.{module}", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2, (module, result.stdout, result.stderr)
+        assert "set MLFLOW_TRACKING_URI" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
+
+
 def test_the_guards_refuse_a_version_below_the_floor_with_a_sentence_naming_it(registry):
     refused = promote(registry, "1", "--to", "qa")
     assert refused.returncode == 1

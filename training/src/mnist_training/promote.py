@@ -28,6 +28,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from mnist_training.registry_client import RegistryNotConfiguredError, registry_client
+
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist-cnn")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 HISTORY_LENGTH = 20
@@ -172,8 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("which version? <version> --to <alias>")
     if args.force and not args.reason.strip():
         parser.error("--force needs --reason: it is recorded on the version")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    client = MlflowClient()
+    try:
+        client = registry_client()
+    except RegistryNotConfiguredError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         if args.show:
             summary = show(client, MODEL_NAME)

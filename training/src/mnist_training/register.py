@@ -2,6 +2,7 @@
 with TRACKING=off, or downloaded from CI's artifacts) in the MLflow registry, exactly as a tracked
 training run registers it: a run holding the folder as its ``model`` artifacts, a new version of
 ``mnist-cnn`` with the same tags. A version id that is registered already is not registered twice.
+The registry is ``MLFLOW_TRACKING_URI`` (required, see ``registry_client``).
 
     python -m mnist_training.register models/<version> [--name mnist-cnn] [--experiment mnist-cnn]
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mnist_training.pipelines.track.nodes import ARTIFACT_PATH, create_version, registration_tags
+from mnist_training.registry_client import RegistryNotConfiguredError, registry_client
 
 
 def register_folder(client: MlflowClient, folder: Path, name: str, experiment: str) -> tuple[str, bool]:
@@ -43,14 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="mnist-cnn", help="the registered model (default mnist-cnn)")
     parser.add_argument("--experiment", default="mnist-cnn", help="the experiment of the registering run")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     folder = args.folder.resolve()
     if not (folder / "metadata.json").is_file() or not (folder / "model.onnx").is_file():
         print(
             f"error: {args.folder} is not a published version (model.onnx and metadata.json expected)", file=sys.stderr
         )
         return 2
-    client = MlflowClient()
+    try:
+        client = registry_client()
+    except RegistryNotConfiguredError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         version, created = register_folder(client, folder, args.name, args.experiment)
     except (ValueError, KeyError, json.JSONDecodeError) as error:
