@@ -2,16 +2,21 @@ from __future__ import annotations
 
 import base64
 import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from mnist_backend.preprocessing import (
+    ImageTooLargeError,
     InvalidImageError,
     center_by_mass,
     decode_base64_image,
     ink_channel,
+    limit_pillow_decoding,
+    open_base64_image,
     pixels_from_array,
     pixels_from_arrays,
     preprocess_canvas_image,
@@ -187,6 +192,32 @@ def test_truncated_png_is_rejected():
 def test_oversized_images_are_refused_before_decoding():
     with pytest.raises(InvalidImageError, match="at most 10000 pixels"):
         decode_base64_image(png_base64(Image.new("L", (200, 200))), max_pixels=10_000)
+
+
+@pytest.fixture
+def pillow_limit():
+    """``limit_pillow_decoding`` changes process-wide state: put Pillow's limit and the filters back."""
+    before = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        yield limit_pillow_decoding
+    Image.MAX_IMAGE_PIXELS = before
+
+
+def test_pillow_refuses_images_over_the_limit_from_their_header_on_many_threads_at_once(pillow_limit):
+    pillow_limit(10_000)
+    # 120x120 is where Pillow only warns (up to twice its limit), 200x200 where it raises itself.
+    payloads = [png_base64(Image.new("L", (side, side))) for side in (120, 200)] * 200
+
+    def refused(payload: str) -> bool:
+        try:
+            open_base64_image(payload)
+        except ImageTooLargeError as error:
+            return "more pixels than this service decodes in one request (10000)" in str(error)
+        return False
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(refused, payloads))
+    assert open_base64_image(png_base64(Image.new("L", (100, 100)))).size == (100, 100)
 
 
 def test_ink_of_a_palette_image_with_transparency_is_its_alpha():

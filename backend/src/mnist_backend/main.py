@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from mnist_backend import __version__
@@ -23,6 +22,7 @@ from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
+from mnist_backend.preprocessing import limit_pillow_decoding
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
@@ -37,7 +37,7 @@ service has keys configured (staging and production always do)."""
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Pillow's own decompression-bomb check: no single image may be larger than a whole request's budget.
-    Image.MAX_IMAGE_PIXELS = settings.max_batch_pixels
+    limit_pillow_decoding(settings.max_batch_pixels)
     metrics = ServiceMetrics()
     metrics.set_resource_limits(memory_limit_bytes(), cpu_limit_cores())
     holder = ModelHolder(

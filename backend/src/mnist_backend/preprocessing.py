@@ -84,11 +84,20 @@ def pixels_from_arrays(values: list[list], wheres: list[str]) -> np.ndarray:
     return np.stack([pixels_from_array(value, where) for value, where in zip(values, wheres, strict=True)])
 
 
+def limit_pillow_decoding(max_pixels: int) -> None:
+    """Process-wide, once at start-up: Pillow refuses (instead of warning about) any image over
+    ``max_pixels`` as soon as its header is read. One filter for the process rather than
+    ``warnings.catch_warnings()`` around each image, which is not thread-safe and images decode
+    on several threads."""
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
 def open_base64_image(payload: str, where: str = "image_base64") -> Image.Image:
     """A base64 PNG or JPEG (a ``data:image/...;base64,`` prefix is allowed), header read only.
 
     Nothing is decoded yet: the caller checks ``image.size`` against its limits first.
-    Pillow's own bomb check (``Image.MAX_IMAGE_PIXELS``) still refuses absurd sizes here.
+    Pillow's own bomb check (``limit_pillow_decoding``) still refuses absurd sizes here.
     """
     if payload.startswith("data:"):
         payload = payload.partition(",")[2]
@@ -99,9 +108,7 @@ def open_base64_image(payload: str, where: str = "image_base64") -> Image.Image:
     if not raw:
         raise InvalidImageError(f"{where} is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
+        return Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError(
             f"{where} has more pixels than this service decodes in one request ({Image.MAX_IMAGE_PIXELS})"
