@@ -4,8 +4,8 @@
 #   scripts/promote-model.sh <version> --to <staging|production|canary> [--force --reason TEXT]
 #   scripts/promote-model.sh --rollback <staging|production|canary>
 #   scripts/promote-model.sh --show
-# <version> is the registry's number or the model version id. Talks to MLFLOW_TRACKING_URI (with
-# MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD). Guards: PROMOTION_MIN_ACCURACY (0.97),
+# <version> is the registry's number or the model version id. Talks to MLFLOW_TRACKING_URI (required)
+# with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD. Guards: PROMOTION_MIN_ACCURACY (0.97),
 # PROMOTION_MAX_ACCURACY_DROP (0.005), PROMOTION_MAX_PARITY_DIFF (1e-4). SLACK_WEBHOOK: posts the
 # result. Exit 1 when a guard or the registry refuses, with the reason.
 set -euo pipefail
@@ -13,8 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 [[ -x "$PY" ]] || { echo "error: $PY not found: run 'make install' (or set PY)" >&2; exit 2; }
-[[ -n "${MLFLOW_TRACKING_URI:-}" ]] \
-  || { echo "error: set MLFLOW_TRACKING_URI to the registry's tracking server (e.g. http://127.0.0.1:5000)" >&2; exit 2; }
 export MLFLOW_DISABLE_TELEMETRY=true
 
 alias=""

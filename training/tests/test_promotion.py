@@ -109,6 +109,9 @@ def test_without_a_tracking_uri_the_commands_refuse_instead_of_writing_a_local_s
         assert result.returncode == 2, (module, result.stdout, result.stderr)
         assert "set MLFLOW_TRACKING_URI" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
+    wrapped = promote(registry, "--show", env={"MLFLOW_TRACKING_URI": ""})  # make promote's script
+    assert wrapped.returncode == 2 and "set MLFLOW_TRACKING_URI" in wrapped.stderr
+    assert not (REPO_ROOT / "mlflow.db").exists()
 
 
 def test_the_guards_refuse_a_version_below_the_floor_with_a_sentence_naming_it(registry):
