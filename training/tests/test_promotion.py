@@ -109,9 +109,11 @@ def test_without_a_tracking_uri_the_commands_refuse_instead_of_writing_a_local_s
         assert result.returncode == 2, (module, result.stdout, result.stderr)
         assert "set MLFLOW_TRACKING_URI" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no mlflow.db, no mlruns/
+    stray = REPO_ROOT / "mlflow.db"  # where the script would have written (it runs from the root)
+    before = stray.stat().st_mtime_ns if stray.exists() else None
     wrapped = promote(registry, "--show", env={"MLFLOW_TRACKING_URI": ""})  # make promote's script
     assert wrapped.returncode == 2 and "set MLFLOW_TRACKING_URI" in wrapped.stderr
-    assert not (REPO_ROOT / "mlflow.db").exists()
+    assert (stray.stat().st_mtime_ns if stray.exists() else None) == before
 
 
 def test_the_guards_refuse_a_version_below_the_floor_with_a_sentence_naming_it(registry):
