@@ -120,6 +120,7 @@ def start_edge(
     canary: int,
     frontend: int,
     allow_canary_from_loopback: bool = True,
+    workers: int | None = None,
 ) -> Edge:
     """Render the real config for this host and start nginx in the foreground."""
     cert, key = make_certificate(directory)
@@ -137,6 +138,8 @@ def start_edge(
     text = _replace_once(text, "listen 8081;", f"listen 127.0.0.1:{ports['status']};")
     if not allow_canary_from_loopback:
         text = _replace_once(text, "127.0.0.0/8 1;", "")
+    if workers:  # `auto` is one per CPU: as many as a test needs, whatever the machine
+        text = _replace_once(text, "worker_processes auto;", f"worker_processes {workers};")
     write_pool(directory, stable, canary, frontend)
     config = directory / "nginx.conf"
     config.write_text(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -63,6 +64,40 @@ def test_a_replica_that_refuses_connections_is_skipped(tmp_path, backends):
     finally:
         edge.stop()
     assert statuses == [200] * 12
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A port whose connections never complete, as a stopped container's address behaves: its
+    accept queue (one place) is full and nothing accepts, so the kernel drops every further SYN."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        with socket.create_connection(listener.getsockname(), timeout=5):
+            yield listener.getsockname()[1]
+
+
+def test_a_replica_that_never_answers_costs_its_connect_timeout_max_fails_times_in_all(tmp_path, backends):
+    """Failures are counted once for all workers (the upstream's shared zone): each nginx worker
+    counting its own would make max_fails=3 cost every worker three 2 s connect timeouts."""
+    workers = 4
+    live = [b.port for b in backends["stable"][:2]]
+    with unanswered_port() as silent:
+        edge = start_edge(
+            tmp_path, [silent, *live], backends["canary"].port, backends["frontend"].port, workers=workers
+        )
+        answers = []
+        try:
+            for _ in range(8 * workers):
+                with edge.client() as client:  # a new connection each time: any worker may take it
+                    started = time.monotonic()
+                    status = client.post(PREDICT, json=BODY).status_code
+                    answers.append((status, time.monotonic() - started))
+        finally:
+            edge.stop()
+    assert [status for status, _ in answers] == [200] * len(answers)
+    waited = [round(seconds, 1) for _, seconds in answers if seconds >= 1.5]  # proxy_connect_timeout is 2 s
+    assert len(waited) == 3, f"{len(waited)} requests waited for the silent replica: {waited}"
 
 
 def test_canary_header_from_an_allowed_network_reaches_the_canary(edge):
