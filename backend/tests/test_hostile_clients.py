@@ -121,7 +121,10 @@ def test_health_stays_fast_while_four_heavy_decodes_run(start_server, model_dir)
         f"p50 {latencies[15] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms"
     )
     assert failures.value == 0 and decoded >= 4
-    assert latencies[-1] < 0.1
+    # A decode takes ~40 ms here (about 90 of them in these 30 probes, on 2 decode threads): on the
+    # event loop, a probe would wait behind up to four, ~80 ms in the middle. The median, not the
+    # maximum, so that one scheduler stall on a loaded 2-core machine does not decide it.
+    assert latencies[len(latencies) // 2] < 0.04
 
 
 def test_decoding_past_its_places_is_a_503_with_retry_after(start_server, model_dir):

@@ -4,9 +4,11 @@ import time
 
 import pytest
 
+from mnist_backend.config import Settings
 from mnist_frontend.backend_client import BackendClient, BackendError
 from mnist_frontend.config import FrontendSettings
 from mnist_frontend.drawing import example_digit_png
+from mnist_testkit.kept_alive import KeptAliveBackend
 from mnist_testkit.waiting import free_port
 
 
@@ -75,3 +77,19 @@ def test_api_key_is_sent_from_the_environment_or_a_file(scripted, tmp_path):
     client_for(scripted.url, api_key_file=key_file).status()
     sent = [request.headers.get("x-api-key") for request in scripted.requests]
     assert "from-env" in sent and "from-file" in sent
+
+
+def test_a_connection_idle_nearly_as_long_as_the_backend_keeps_it_is_not_reused():
+    """The backend closes idle connections after its keep-alive timeout; a request sent on one it is
+    closing at that instant gets no answer. So the page gives them up first, and opens a new one."""
+    backend_idle_s = Settings.model_fields["keep_alive_timeout_s"].default
+    backend = KeptAliveBackend(backend_idle_s)
+    try:
+        client = client_for(backend.url)
+        assert client.status().state == "ready"  # /ready and /api/v1/model/info on one connection
+        time.sleep(backend_idle_s - 1)
+        assert client.status().state == "ready"
+    finally:
+        backend.close()
+    assert backend.connections == 2
+    assert len(backend.closed_by_client) == 1 and backend.closed_here == 0

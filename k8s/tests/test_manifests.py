@@ -15,6 +15,7 @@ import yaml
 K8S = Path(__file__).resolve().parents[1]
 REPO_ROOT = K8S.parent
 OVERLAYS = ("dev", "staging", "production", "ci")
+INGRESS_UPSTREAM_KEEPALIVE_S = 60  # ingress-nginx's default upstream-keepalive-timeout
 KUBERNETES_VERSION = "1.33.0"  # a current release; kubernetes-validate bundles 1.25-1.37
 CHECKOV = REPO_ROOT / ".venv-security/bin/checkov"
 # checkov policies that do not fit, and why (everything else must pass):
@@ -135,6 +136,15 @@ def test_backends_get_their_model_from_the_registry_alias_of_their_environment(r
         assert not any(
             m.get("readOnly") for m in containers["model-sync"]["volumeMounts"] if m["mountPath"] == "/models"
         )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backends_keep_idle_connections_open_longer_than_the_ingress_does(rendered, overlay):
+    # ingress-nginx's upstream-keepalive-timeout (a cluster-wide setting, 60 s by default): the
+    # proxy must give up an idle connection before the backend closes it under a request.
+    documents = rendered[overlay][0]
+    settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
+    assert int(settings["backend-settings"]["KEEP_ALIVE_TIMEOUT_S"]) > INGRESS_UPSTREAM_KEEPALIVE_S + 10
 
 
 def test_secrets_are_referenced_never_committed():

@@ -71,6 +71,8 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 print(f"  {sys.argv[2].upper()}: {s['failures']} failed of {s['requests']} requests at {s['rate_rps']} r/s "
       f"through the edge ({s['retried_on_closed_connection']} sent again after the edge closed an idle kept-alive connection); p99 {s['latency_ms']['p99']} ms", file=sys.stderr)
+if s["failures"]:  # what failed, and when (seconds after the load started)
+    print(f"    outcomes: {s['outcomes']}; first failures: {s['first_errors']}", file=sys.stderr)
 print(s["failures"])
 PY
 )

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line + headers; more get 431")
     header_timeout_s: float = Field(10.0, gt=0, description="to receive a request's headers; then 408")
-    keep_alive_timeout_s: int = Field(5, ge=1)
+    # Above the idle time of every client that keeps connections here (nginx and the page: 3 s; on
+    # Kubernetes ingress-nginx's 60 s, so k8s/base sets 75): the side that closes an idle
+    # connection must be the one that would send on it.
+    keep_alive_timeout_s: int = Field(5, ge=1, description="an idle connection is closed after this")
     max_connections: int = Field(1000, ge=1, description="open connections + requests; more get 503")
 
     ort_intra_op_threads: int = Field(1, ge=0, description="0 lets ONNX Runtime choose")

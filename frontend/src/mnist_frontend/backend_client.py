@@ -35,6 +35,11 @@ class Prediction:
     model_version: str
 
 
+# httpx's pool sizes, with idle connections given up after 3 s: the backend closes them after 5 s
+# (KEEP_ALIVE_TIMEOUT_S), and a request sent on one it is closing at that instant gets no answer.
+IDLE_CONNECTIONS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=3.0)
+
+
 class BackendClient:
     def __init__(self, settings: FrontendSettings) -> None:
         self.base_url = settings.backend_url.rstrip("/")
@@ -48,7 +53,7 @@ class BackendClient:
             base_url=self.base_url,
             headers=headers,
             timeout=settings.request_timeout_s,
-            transport=httpx.HTTPTransport(retries=settings.connect_retries),
+            transport=httpx.HTTPTransport(retries=settings.connect_retries, limits=IDLE_CONNECTIONS),
         )
         self.timeout = settings.request_timeout_s
 

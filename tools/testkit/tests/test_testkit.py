@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from mnist_testkit.kept_alive import KeptAliveBackend
 from mnist_testkit.processes import Process
 from mnist_testkit.recording import RecordingServer, Reply
 from mnist_testkit.waiting import free_port, http_ok, wait_until
@@ -57,3 +58,19 @@ def test_process_waits_for_health_and_reports_an_early_exit(tmp_path):
     assert server.stop() is not None and not http_ok(f"http://127.0.0.1:{port}/")
     with pytest.raises(AssertionError, match="exited"):
         Process([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "exit.log", "http://127.0.0.1:9/")
+
+
+def test_kept_alive_backend_tells_who_closed_an_idle_connection_first():
+    backend = KeptAliveBackend(idle_limit_s=0.5)
+    try:
+        with httpx.Client(base_url=backend.url) as client:  # two requests, one connection
+            assert client.post("/a", json={"x": 1}).json() == {}
+            assert client.get("/b").status_code == 200
+        wait_until(lambda: backend.closed_by_client, timeout=2)  # the client closed it
+        with httpx.Client(base_url=backend.url) as client:
+            client.get("/c")
+            wait_until(lambda: backend.closed_here, timeout=2)  # it idled out here
+    finally:
+        backend.close()
+    assert backend.connections == 2 and len(backend.closed_by_client) == 1
+    assert backend.closed_by_client[0] < 0.5
