@@ -9,7 +9,7 @@ from mnist_frontend.backend_client import BackendClient, BackendError
 from mnist_frontend.config import FrontendSettings
 from mnist_frontend.drawing import example_digit_png
 from mnist_testkit.kept_alive import KeptAliveBackend
-from mnist_testkit.waiting import free_port
+from mnist_testkit.waiting import free_port, wait_until
 
 
 def client_for(url: str, **settings: object) -> BackendClient:
@@ -89,6 +89,7 @@ def test_a_connection_idle_nearly_as_long_as_the_backend_keeps_it_is_not_reused(
         assert client.status().state == "ready"  # /ready and /api/v1/model/info on one connection
         time.sleep(backend_idle_s - 1)
         assert client.status().state == "ready"
+        wait_until(lambda: backend.closed_by_client, timeout=2, what="the page to close the idle connection")
     finally:
         backend.close()
     assert backend.connections == 2
