@@ -54,6 +54,11 @@ def objects(documents: list[dict], kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == kind}
 
 
+def config_maps(documents: list[dict]) -> dict[str, dict]:
+    """Each ConfigMap's data by its generator name (without kustomize's hash suffix)."""
+    return {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_overlay_validates_strictly_against_a_current_kubernetes(rendered, overlay):
     result = subprocess.run(
@@ -120,7 +125,7 @@ def test_every_container_is_non_root_read_only_without_capabilities_and_probed(r
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_backends_get_their_model_from_the_registry_alias_of_their_environment(rendered, overlay):
     documents = rendered[overlay][0]
-    settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
+    settings = config_maps(documents)
     expected = {"dev": "staging", "staging": "staging", "production": "production", "ci": "staging"}[overlay]
     assert settings["model-sync-settings"]["MODEL_ALIAS"] == expected
     for name, deployment in objects(documents, "Deployment").items():
@@ -143,7 +148,7 @@ def test_backends_keep_idle_connections_open_longer_than_the_ingress_does(render
     # ingress-nginx's upstream-keepalive-timeout (a cluster-wide setting, 60 s by default): the
     # proxy must give up an idle connection before the backend closes it under a request.
     documents = rendered[overlay][0]
-    settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
+    settings = config_maps(documents)
     assert int(settings["backend-settings"]["KEEP_ALIVE_TIMEOUT_S"]) > INGRESS_UPSTREAM_KEEPALIVE_S + 10
 
 
@@ -193,7 +198,7 @@ def test_production_autoscales_keeps_two_during_disruptions_and_routes_the_canar
 def test_dev_has_no_ingress_and_no_keys_required(rendered):
     documents = rendered["dev"][0]
     assert not objects(documents, "Ingress")
-    settings = {name.rsplit("-", 1)[0]: doc["data"] for name, doc in objects(documents, "ConfigMap").items()}
+    settings = config_maps(documents)
     assert settings["backend-settings"]["ENVIRONMENT"] == "dev"
 
 
