@@ -7,67 +7,60 @@ idle connections before the server does.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
 
 
 class KeptAliveBackend:
-    """A backend that answers every request on a connection and keeps it open while it idles for up
-    to ``idle_limit_s`` (then closes it, as uvicorn's keep-alive timeout does). ``closed_by_client``
-    lists, per connection its client closed first, how long it had been idle."""
+    """A backend that answers every request with ``{}`` and keeps each connection open while it
+    idles for up to ``idle_limit_s`` (then closes it, as uvicorn's keep-alive timeout does).
+    ``closed_by_client`` lists, per connection its client closed first, how long it had been idle."""
 
     def __init__(self, idle_limit_s: float) -> None:
         self.idle_limit_s = idle_limit_s
         self.closed_by_client: list[float] = []
         self.closed_here = 0
         self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            timeout = idle_limit_s  # http.server closes a connection idle this long
+
+            def setup(self) -> None:
+                super().setup()
+                outer.connections += 1
+                self.idle_since = time.monotonic()
+
+            def handle_one_request(self) -> None:
+                self.raw_requestline = None  # stays None only when the wait timed out
+                super().handle_one_request()
+                if self.raw_requestline == b"":
+                    outer.closed_by_client.append(time.monotonic() - self.idle_since)
+                elif self.raw_requestline is None:
+                    outer.closed_here += 1
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                self.idle_since = time.monotonic()
+
+            do_GET = do_POST  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # close() does not wait for open connections
+        self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:  # closed
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        with connection:
-            buffered = b""
-            idle_since = time.monotonic()
-            while True:
-                connection.settimeout(max(0.0, idle_since + self.idle_limit_s - time.monotonic()))
-                try:
-                    chunk = connection.recv(65536)
-                except TimeoutError:
-                    self.closed_here += 1
-                    return
-                if not chunk:
-                    self.closed_by_client.append(time.monotonic() - idle_since)
-                    return
-                buffered += chunk
-                while b"\r\n\r\n" in buffered:
-                    head, _, rest = buffered.partition(b"\r\n\r\n")
-                    length = next(
-                        (
-                            int(line.split(b":", 1)[1])
-                            for line in head.split(b"\r\n")
-                            if line.lower().startswith(b"content-length:")
-                        ),
-                        0,
-                    )
-                    if len(rest) < length:
-                        break
-                    buffered = rest[length:]
-                    connection.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-                    )
-                    idle_since = time.monotonic()
+        Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.listener.close()
+        self.server.shutdown()
+        self.server.server_close()
