@@ -55,7 +55,7 @@ train: install ## Train the CNN, publish a version into models/, track and regis
 .PHONY: mlflow
 mlflow: install ## The MLflow UI over the embedded tracking store (training/mlruns/) on http://127.0.0.1:5000 (MLFLOW_PORT)
 	@mkdir -p training/mlruns
-	cd training && $(PY) -m mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db \
+	cd training && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
 .PHONY: promote

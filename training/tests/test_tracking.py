@@ -4,6 +4,7 @@ serves. Each training run is the real project (`python -m mnist_training`) on a 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -22,12 +23,21 @@ from mlflow import MlflowClient
 
 from mnist_testkit import postgres
 from mnist_testkit.digits import load_digits
-from mnist_testkit.processes import start_backend, start_mlflow_server
+from mnist_testkit.processes import REPO_ROOT, start_backend, start_mlflow_server
 from mnist_testkit.waiting import free_port
 from tests.conftest import PROJECT_ROOT
 
 TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4,evaluate.enforce_floors=false"
 MODEL_NAME = "mnist-cnn"
+
+
+def mlflow_image_entrypoint():
+    """docker/mlflow/serve.py, the MLflow image's entry point, which writes the auth app's config."""
+    spec = importlib.util.spec_from_file_location("mlflow_serve", REPO_ROOT / "docker" / "mlflow" / "serve.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def train(
@@ -197,11 +207,8 @@ def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_with
     fails before any training with a sentence; the right one registers the version."""
     password = "a-long-admin-password-for-tests"  # pragma: allowlist secret
     with postgres.running_postgres(password="db-password-for-tests") as database:  # pragma: allowlist secret
-        auth_config = tmp_path / "basic_auth.ini"
-        auth_config.write_text(
-            f"[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{tmp_path / 'auth.db'}\n"
-            "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        )
+        # The image's own configuration (credential cache included), with its users in SQLite here.
+        auth_config = mlflow_image_entrypoint().write_auth_config(f"sqlite:///{tmp_path / 'auth.db'}", "admin", 60)
         server = start_mlflow_server(
             database.uri(),
             tmp_path,
@@ -241,6 +248,7 @@ def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_with
             assert registered.tags["model_version_id"] == published_version(tmp_path / "models")
         finally:
             server.stop()
+            shutil.rmtree(auth_config.parent)
 
 
 def test_tracking_off_publishes_and_registers_nothing(sqlite_server, tmp_path):

@@ -98,7 +98,9 @@ def start_mlflow_server(backend_store_uri: str, directory: Path, *options: str, 
         command,
         directory / f"mlflow-server-{port}.log",
         health_url=f"http://127.0.0.1:{port}/health",
-        env={"MLFLOW_DISABLE_TELEMETRY": "true", **env},
+        # As in the image (Dockerfile.mlflow): no job execution, whose consumers are a dozen
+        # extra processes importing MLflow while the server starts.
+        env={"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **env},
         timeout=120,
         url=f"http://127.0.0.1:{port}",
     )
