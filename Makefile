@@ -132,7 +132,7 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 	scripts/build-offline-images.sh
 
 .PHONY: test-stack
-test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience
+test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience (STACK_STEPS=compose: the deploys only)
 	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/test-stack.sh
 
 .PHONY: test-k8s

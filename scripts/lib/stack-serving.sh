@@ -1,0 +1,186 @@
+# The production checks of scripts/test-stack.sh that exercise the running stack, not the Compose
+# CLI that started it (sourced at its place in the test, with STACK_STEPS=all): resilience while a
+# replica stops, hostile input through the edge and the page, the page-down alert reaching Slack,
+# and a model's way through production's registry under load.
+# shellcheck shell=bash
+# shellcheck disable=SC2153,SC2154  # COMPOSE_ARGS, EDGE, WORK, PY, LOAD_RC, the versions...: test-stack.sh's
+
+step "Resilience: 30 s of load at 40 r/s while one of the 3 replicas stops"
+victim=$("${COMPOSE_ARGS[@]}" ps -q backend | sed -n 2p)
+python3 scripts/load-test.py --url "$EDGE/api/v1/predict" --duration 30 --rate 40 --workers 8 \
+  --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0.001 \
+  --json "$WORK/resilience.json" >"$WORK/resilience.out" 2>&1 &
+load_pid=$!
+sleep 10
+docker stop -t 10 "$victim" >/dev/null
+echo "  stopped replica $(docker inspect -f '{{.Name}}' "$victim") at t=10 s"
+load_rc=0
+wait "$load_pid" || load_rc=$?
+cat "$WORK/resilience.out"
+python3 - "$WORK/resilience.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  RESILIENCE: {s['failures']} failed of {s['requests']} requests ({s['failure_ratio']:.3%}) "
+      f"while a replica stopped; p99 {s['latency_ms']['p99']} ms")
+PY
+[[ $load_rc -eq 0 ]] || fail "more than 0.1 % of the requests failed while a replica stopped"
+docker start "$victim" >/dev/null
+check "< 0.1 % failed requests with a replica stopped"
+
+step "Hostile input through the HTTPS edge and the page, while a steady stream of predictions runs"
+backends_healthy() {
+  local id
+  for id in $("${COMPOSE_ARGS[@]}" ps -q backend backend-canary); do
+    [[ $(docker inspect -f '{{.State.Health.Status}}' "$id") == healthy ]] || return 1
+  done
+}
+deadline=$((SECONDS + 120))
+until backends_healthy; do
+  [[ $SECONDS -lt $deadline ]] || fail "the restarted replica did not become healthy again"
+  sleep 2
+done
+# The backend attack tests' own bombs (backend/tests/hostile_images.py): a 2 KB 1-bit palette PNG
+# with a transparent colour and a 130 KB 16-bit RGBA PNG, both 4096x4096.
+(cd backend && "$PY" - "$WORK" <<'PY'
+import json, sys
+from pathlib import Path
+from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png
+work = Path(sys.argv[1])
+(work / "bomb-palette.png").write_bytes(palette_bomb_png())
+for name, data in (("palette", palette_bomb_png()), ("rgba16", rgba16_bomb_png())):
+    (work / f"bomb-{name}.json").write_text(json.dumps({"image_base64": as_base64(data)}))
+(work / "bomb-batch.json").write_text(json.dumps({"images": [as_base64(palette_bomb_png())] * 256}))
+PY
+)
+restarts() {  # every container of the stack: name, restart count and start time
+  local ids
+  mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q)
+  docker inspect -f '{{.Name}} {{.RestartCount}} {{.State.StartedAt}}' "${ids[@]}" | sort
+}
+restarts_before=$(restarts)
+python3 scripts/load-test.py --url "$EDGE/api/v1/predict" --duration 40 --rate 20 --workers 4 \
+  --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0.001 \
+  --json "$WORK/hostile-load.json" >"$WORK/hostile-load.out" 2>&1 &
+load_pid=$!
+sleep 3
+bomb() {  # bomb BODY-FILE PATH: the status code
+  "${CURL[@]}" -o "$WORK/bomb-reply.json" -w '%{http_code}' -H "X-API-Key: $API_KEY" \
+    -H 'Content-Type: application/json' --data-binary "@$1" "$EDGE$2"
+}
+for name in palette rgba16; do
+  for _ in 1 2 3 4 5; do
+    status=$(bomb "$WORK/bomb-$name.json" /api/v1/predict)
+    [[ $status == 422 ]] || fail "a 4096x4096 $name PNG got $status, not 422: $(cat "$WORK/bomb-reply.json")"
+  done
+done
+check "10 single 4096x4096 PNG bombs (palette + tRNS, 16-bit RGBA): 422 each"
+batch_start=$(date +%s%N)
+for _ in 1 2 3; do
+  status=$(bomb "$WORK/bomb-batch.json" /api/v1/predict/batch)
+  [[ $status == 413 ]] || fail "a batch of 256 bombs got $status, not 413: $(cat "$WORK/bomb-reply.json")"
+done
+check "3 batches of 256 bombs: 413 each, $(( ($(date +%s%N) - batch_start) / 3000000 )) ms per batch through the edge"
+"$PY" scripts/upload-to-page.py --url "$EDGE/" --file "$WORK/bomb-palette.png" \
+  --expect "the image is empty" || fail "the page did not answer a bomb-sized upload with a sentence"
+"$PY" -c 'from PIL import Image; import sys; Image.new("L", (6000, 5000)).save(sys.argv[1])' "$WORK/huge.png"
+"$PY" scripts/upload-to-page.py --url "$EDGE/" --file "$WORK/huge.png" \
+  --expect "the page accepts at most 24 megapixels" || fail "the page did not refuse a 30-megapixel upload"
+check "the page shrank a 16-megapixel bomb (the backend: empty drawing) and refused a 30-megapixel upload"
+load_rc=0
+wait "$load_pid" || load_rc=$?
+python3 - "$WORK/hostile-load.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"  HOSTILE: {s['failures']} failed of {s['requests']} normal requests ({s['failure_ratio']:.3%}) "
+      f"during the bombs; p99 {s['latency_ms']['p99']} ms")
+PY
+[[ $load_rc -eq 0 ]] || { cat "$WORK/hostile-load.out"; fail "more than 0.1 % of the normal requests failed during the bombs"; }
+restarts_after=$(restarts)
+[[ "$restarts_before" == "$restarts_after" ]] || fail "containers restarted during the bombs: $(diff <(echo "$restarts_before") <(echo "$restarts_after") | tr '\n' ' ')"
+backends_healthy || fail "a backend is not healthy after the bombs"
+check "no container restarted ($(wc -l <<<"$restarts_after") containers, restart counts and start times unchanged); every replica healthy"
+
+step "Production's alerts reach someone: the page stops, the page-down alert reaches the Slack stand-in"
+PROMETHEUS_URL=http://127.0.0.1:${PROMETHEUS_PORT:-9090}
+production_watch="up{job=\"node\"} == 1 or probe_success{job=~\"blackbox-page|blackbox-api\"} == 1"
+deadline=$((SECONDS + 90))
+until [[ $(prometheus_query "$PROMETHEUS_URL" "count($production_watch)") == 3 ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "production's Prometheus does not see the host and both probes through the edge: $(prometheus_query "$PROMETHEUS_URL" "$production_watch")"
+  sleep 3
+done
+cert_days=$(prometheus_query "$PROMETHEUS_URL" 'min(probe_ssl_earliest_cert_expiry{job="blackbox-page"} - time()) / 86400')
+[[ -n "$cert_days" ]] || fail "the page probe reports no certificate expiry"
+check "node-exporter scraped; the page and the API probed through the HTTPS edge; certificate expires in $(printf '%.1f' "$cert_days") days"
+network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$("${COMPOSE_ARGS[@]}" ps -q nginx)")
+# The stand-in: answers "ok" as Slack does and prints every message it receives, one per line.
+docker run -d --name mnist-slack-stand-in --network "$network" --network-alias slack-stand-in \
+  --read-only --cap-drop ALL --user 65534 "${PYTHON_IMAGE:-python:3.11.14-slim-bookworm}" python3 -u -c '
+import http.server
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        print(self.path, body.decode(), flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+http.server.HTTPServer(("", 8080), Hook).serve_forever()
+' >/dev/null
+frontend=$("${COMPOSE_ARGS[@]}" ps -q frontend)
+page_stopped=$SECONDS
+docker stop -t 5 "$frontend" >/dev/null
+deadline=$((SECONDS + 300))
+until docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep -q 'FIRING'; do
+  [[ $SECONDS -lt $deadline ]] || fail "no page-down alert reached the Slack stand-in within 300 s of stopping the page"
+  sleep 5
+done
+message=$(docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep 'FIRING' | head -n1)
+[[ $message == *'"channel":"#mnist-alerts-production"'* && $message == *'/services/T000/B000/stack-test'* ]] \
+  || fail "the page-down alert went elsewhere: $message"
+check "page-down alert at the Slack stand-in (#mnist-alerts-production) $((SECONDS - page_stopped)) s after the page stopped"
+docker start "$frontend" >/dev/null
+deadline=$((SECONDS + 120))
+until [[ $(docker inspect -f '{{.State.Health.Status}}' "$frontend") == healthy ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the page did not become healthy again"
+  sleep 2
+done
+check "the page is back and healthy"
+
+step "Model delivery: a new version to canary, then to production under load, then rolled back"
+TINY_REGISTERED=$(register_folder "$WORK/tracked-models/$(cat "$WORK/tracked-models/CURRENT")")
+TINY_VERSION=$(cat "$WORK/tracked-models/CURRENT")
+promote_start=$SECONDS
+scripts/promote-model.sh "$TINY_REGISTERED" --to canary --force --reason "the stack test's tiny version" | sed 's/^/    | /'
+canary_serves() {
+  predict -H "X-API-Key: $API_KEY" -H 'X-Experiment-Group: canary' | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])'
+}
+deadline=$((SECONDS + 90))
+until [[ $(canary_serves) == "$TINY_VERSION" ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the canary header does not reach $TINY_VERSION after the promotion"
+  sleep 2
+done
+check "promoted to canary: the canary header reaches $TINY_VERSION after $((SECONDS - promote_start)) s"
+replicas_serve() {  # version: every stable backend answers it on /ready
+  local id
+  for id in $("${COMPOSE_ARGS[@]}" ps -q backend); do
+    [[ $(docker exec "$id" python -c 'import json, urllib.request; print(json.load(urllib.request.urlopen("http://127.0.0.1:8000/ready"))["model_version"])') == "$1" ]] || return 1
+  done
+}
+promote_and_wait() {  # promote-model.sh arguments... then wait until the 3 replicas serve EXPECTED
+  scripts/promote-model.sh "$@"
+  local deadline=$((SECONDS + 90))
+  until replicas_serve "$EXPECTED"; do
+    [[ $SECONDS -lt $deadline ]] || { echo "the replicas do not all serve $EXPECTED"; return 1; }
+    sleep 2
+  done
+  echo "all 3 replicas serve $EXPECTED"
+}
+EXPECTED=$CANARY_VERSION under_load promote-production promote_and_wait "$CANARY_REGISTERED" --to production \
+  --force --reason "the canary won"
+[[ $LOAD_RC -eq 0 ]] || fail "the promotion to production did not reach all three replicas"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed while production switched models"
+check "promoted to production: all 3 replicas serve $CANARY_VERSION, 0 failed requests through the edge"
+EXPECTED=$STABLE_VERSION under_load rollback-production promote_and_wait --rollback production
+[[ $LOAD_RC -eq 0 && $LOAD_FAILURES -eq 0 ]] || fail "the model rollback failed ($LOAD_FAILURES failed requests)"
+scripts/promote-model.sh --rollback canary | sed 's/^/    | /'
+until [[ $(canary_serves) == "$CANARY_VERSION" ]]; do sleep 2; done
+check "promote-model.sh --rollback production: all 3 replicas serve $STABLE_VERSION again, 0 failed requests; the canary is back on $CANARY_VERSION"
