@@ -51,15 +51,31 @@ find_compose
 echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || true))"
 [[ -f "$MODELS_DIR/CURRENT" ]] || fail "no model in $MODELS_DIR: run 'make model' first"
 
+# remove_project ENV: `down -v`, then every container, network and volume still labelled with
+# ENV's project. `down` leaves the services of profiles it is not given (the model sync's
+# `registry`), and then the network and volumes they hold; a later run's PostgreSQL would
+# start on a volume initialized with an earlier run's password. Prints what it had to remove.
+remove_project() {
+  local label=com.docker.compose.project=${COMPOSE_PROJECT_NAME:-mnist-$1} ids swept=""
+  compose_for "$1"
+  "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
+  mapfile -t ids < <(docker ps -aq --filter "label=$label")
+  ((${#ids[@]} == 0)) || { docker rm -f -v "${ids[@]}" >/dev/null; swept+=" ${#ids[@]} container(s)"; }
+  mapfile -t ids < <(docker volume ls -q --filter "label=$label")
+  ((${#ids[@]} == 0)) || { docker volume rm "${ids[@]}" >/dev/null; swept+=" ${#ids[@]} volume(s)"; }
+  mapfile -t ids < <(docker network ls -q --filter "label=$label")
+  if ((${#ids[@]})); then   # Docker 20.10 can keep a stale endpoint; the next `up` reuses the network
+    docker network rm "${ids[@]}" >/dev/null 2>&1 && swept+=" ${#ids[@]} network(s)" \
+      || echo "  note: $1: the engine refuses to remove network(s) ${ids[*]} (a stale endpoint)"
+  fi
+  [[ -z $swept ]] || echo "  note: $1: down left$swept; removed them"
+}
 teardown() {
   local env
   [[ -n "$SSHD_PID" ]] && kill "$SSHD_PID" 2>/dev/null
   docker rm -f mnist-slack-stand-in >/dev/null 2>&1 || true
   [[ -n "${KEEP_STACK:-}" ]] && { echo "KEEP_STACK=1: production left running"; return; }
-  for env in staging production; do
-    compose_for "$env"
-    "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
-  done
+  for env in staging production; do remove_project "$env"; done
 }
 trap teardown EXIT
 
@@ -73,6 +89,7 @@ if [[ -z "${USE_REGISTRY:-}" ]]; then
 fi
 
 step "Workspace: models (current + a canary candidate), secrets, TLS certificate"
+for env in staging production; do remove_project "$env"; done   # what an interrupted run left
 [[ -d "$WORK/models" ]] && chmod -R u+w "$WORK/models"   # versions are published read-only
 rm -rf "$WORK/models" "$WORK/secrets" "$WORK/state"
 mkdir -p "$WORK/models" "$WORK/secrets"
@@ -164,7 +181,7 @@ check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, an
 [[ $("${COMPOSE_ARGS[@]}" ps -q mlflow) == "$MLFLOW_CONTAINER" && $(registered_versions | head -n1) == 1=* ]] \
   || fail "the deploy and its rollback replaced the tracking server (or its registry)"
 check "the deploy and its rollback left MLflow running (same container, same registry)"
-"${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
+remove_project staging
 
 step "A deploy host's checkout, reached over a real SSH connection (sshd on 127.0.0.1:$SSH_PORT)"
 make_host_checkout "$HOST_CHECKOUT"
@@ -195,7 +212,7 @@ done
 [[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
   || fail "the host's deployment record does not name $REMOTE_REPO"
 check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: --model folder)"
-"${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1
+remove_project staging
 docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
 
 step "Production's registry: the stable version promoted to production, the candidate to canary"
@@ -336,9 +353,10 @@ step "Tear down"
 if [[ -z "${KEEP_STACK:-}" ]]; then
   teardown
   trap - EXIT
-  left=$(docker ps -aq --filter label=com.docker.compose.project=mnist-production --filter label=com.docker.compose.project=mnist-staging | wc -l)
-  [[ $left -eq 0 ]] || fail "$left containers are still there after tear-down"
-  check "nothing left running"
+  projects=(--filter label=com.docker.compose.project=mnist-production --filter label=com.docker.compose.project=mnist-staging)
+  left=$(docker ps -aq "${projects[@]}"; docker volume ls -q "${projects[@]}")
+  [[ -z $left ]] || fail "containers or volumes are still there after tear-down: $(tr '\n' ' ' <<<"$left")"
+  check "nothing left: no container or volume of staging or production"
 fi
 docker image rm "$REPO/backend:$BROKEN_TAG" "$REPO/frontend:$BROKEN_TAG" "$REPO/backend:$NEXT_TAG" "$REPO/frontend:$NEXT_TAG" >/dev/null 2>&1 || true
 echo

@@ -22,11 +22,16 @@ register_folder() {
   awk '{print $NF}' <<<"$output"
 }
 
-# wait_for_health CONTAINER SECONDS
+# wait_for_health CONTAINER SECONDS: on time-out, prints the container's state and its last log lines.
 wait_for_health() {
   local deadline=$((SECONDS + $2))
+  [[ -n $1 ]] || { echo "  no such container (compose ps found none)" >&2; return 1; }
   until [[ $(docker inspect -f '{{.State.Health.Status}}' "$1") == healthy ]]; do
-    [[ $SECONDS -lt $deadline ]] || return 1
+    if [[ $SECONDS -ge $deadline ]]; then
+      docker inspect -f '  {{.Name}}: {{.State.Status}}, health {{.State.Health.Status}}, restarts {{.RestartCount}}' "$1" >&2
+      docker logs --tail 30 "$1" 2>&1 | sed 's/^/    | /' >&2
+      return 1
+    fi
     sleep 2
   done
 }
