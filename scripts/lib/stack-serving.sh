@@ -138,11 +138,7 @@ message=$(docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep 'F
   || fail "the page-down alert went elsewhere: $message"
 check "page-down alert at the Slack stand-in (#mnist-alerts-production) $((SECONDS - page_stopped)) s after the page stopped"
 docker start "$frontend" >/dev/null
-deadline=$((SECONDS + 120))
-until [[ $(docker inspect -f '{{.State.Health.Status}}' "$frontend") == healthy ]]; do
-  [[ $SECONDS -lt $deadline ]] || fail "the page did not become healthy again"
-  sleep 2
-done
+wait_for_health "$frontend" 120 || fail "the page did not become healthy again"
 check "the page is back and healthy"
 
 step "Model delivery: a new version to canary, then to production under load, then rolled back"
