@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image, ImageFilter
+from prometheus_client.parser import text_string_to_metric_families
 
 from mnist_backend.model import load_model_version
 
@@ -69,6 +70,8 @@ class WrkResult:
     socket_errors: int
     spread: float  # (max - min) / median of the runs' requests/s: how far to trust a difference
     runs_requests_per_s: list[float]
+    # ONNX Runtime's time per image inside the loaded server (its own metrics); None without a model call.
+    model_us_per_image: float | None = None
 
 
 def summarize(version: str, scenario: str, connections: int, images: int, runs: list[dict[str, float]]) -> WrkResult:
@@ -85,7 +88,12 @@ def summarize(version: str, scenario: str, connections: int, images: int, runs: 
         socket_errors=int(sum(run["socket_errors"] for run in runs)),
         spread=(max(rates) - min(rates)) / rate if rate else 0.0,
         runs_requests_per_s=[round(r, 1) for r in rates],
+        model_us_per_image=statistics.median(model_times) if (model_times := _model_times(runs)) else None,
     )
+
+
+def _model_times(runs: list[dict[str, float]]) -> list[float]:
+    return [run["model_us_per_image"] for run in runs if run.get("model_us_per_image") is not None]
 
 
 def parse_args() -> argparse.Namespace:
@@ -160,6 +168,19 @@ def free_port() -> int:
 
 BENCH_API_KEY = "bench-key"  # pragma: allowlist secret - a throwaway key for the local benchmark server
 BATCH_CONNECTIONS = 4
+
+
+def model_time(base_url: str) -> tuple[float, float]:
+    """The server's own count so far: seconds inside ONNX Runtime and images through it (all kinds)."""
+    text = httpx.get(f"{base_url}/metrics", headers={"X-API-Key": BENCH_API_KEY}, timeout=10).raise_for_status().text
+    seconds = images = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mnist_inference_duration_seconds_sum":
+                seconds += sample.value
+            elif sample.name == "mnist_inference_images_total":
+                images += sample.value
+    return seconds, images
 
 
 def start_server(model_dir: Path, port: int, log_path: Path, server_src: Path | None) -> subprocess.Popen:
@@ -327,8 +348,14 @@ def run_rounds(
                     file=sys.stderr,
                     flush=True,
                 )
-                runs[(version, name, conns)].append(run_wrk(url, body, conns, args.duration))
+                base_url = f"http://127.0.0.1:{ports[version]}"
+                seconds_before, images_before = model_time(base_url)
+                run = run_wrk(url, body, conns, args.duration)
                 time.sleep(1)
+                seconds_after, images_after = model_time(base_url)  # abandoned requests included: a mean
+                if images_after > images_before:
+                    run["model_us_per_image"] = 1e6 * (seconds_after - seconds_before) / (images_after - images_before)
+                runs[(version, name, conns)].append(run)
     results = [
         summarize(version, name, conns, bodies[name][1], runs[(version, name, conns)])
         for version in ports
@@ -344,13 +371,14 @@ def print_report(results: list[WrkResult], ceiling: dict[int, float], repeat: in
     )
     print(
         f"{'scenario':<20}{'conns':>6}{'req/s':>9}{'spread':>8}{'images/s':>10}{'p50 ms':>8}{'p90 ms':>8}"
-        f"{'p95 ms':>8}{'p99 ms':>8}{'errors':>7}"
+        f"{'p95 ms':>8}{'p99 ms':>8}{'errors':>7}{'model us/img':>13}"
     )
     ours = [r for r in results if r.version == THIS]
     for r in ours:
         print(
             f"{r.scenario:<20}{r.connections:>6}{r.requests_per_s:>9.0f}{r.spread:>8.0%}{r.images_per_s:>10.0f}"
             f"{r.p50_ms:>8.2f}{r.p90_ms:>8.2f}{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}{r.non_2xx + r.socket_errors:>7}"
+            f"{'-' if r.model_us_per_image is None else f'{r.model_us_per_image:.0f}':>13}"
         )
     print(
         "\nIn-process ONNX Runtime (1 thread): "
@@ -360,6 +388,32 @@ def print_report(results: list[WrkResult], ceiling: dict[int, float], repeat: in
     if compared:
         print_comparison(ours, compared)
     print_targets(ours, ceiling)
+    print_time_split(ours, ceiling)
+
+
+def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> None:
+    """What a float prediction adds to the no-op, per request, and how much of it is the model.
+
+    One saturated worker on one core: 1 / (requests/s) is the CPU time of one request.
+    """
+    print("\nWhere a float prediction's time goes (CPU time per request: 1 / req/s on the one core)")
+    for conns in sorted({r.connections for r in results}):
+        noop = next((r for r in results if r.scenario == "noop (784 floats)" and r.connections == conns), None)
+        floats = next((r for r in results if r.scenario == "predict 784 floats" and r.connections == conns), None)
+        if not (noop and floats and noop.requests_per_s and floats.requests_per_s and floats.model_us_per_image):
+            continue
+        noop_us, floats_us = 1e6 / noop.requests_per_s, 1e6 / floats.requests_per_s
+        model_us = floats.model_us_per_image
+        print(
+            f"  {conns} connections: predict {floats_us:.0f} us = no-op {noop_us:.0f} + ONNX Runtime {model_us:.0f} "
+            f"+ the rest {floats_us - noop_us - model_us:.0f}; the model alone allows at most "
+            f"{noop_us / (noop_us + model_us):.2f} x the no-op"
+        )
+    print(f"  (ONNX Runtime in-process, back to back: {1e6 / ceiling[1]:.0f} us per image)")
+    print(
+        "  model us/img is wall time inside ONNX Runtime (the server's mnist_inference_duration_seconds);"
+        " batches run two at a time on the one core, so theirs includes the other's share"
+    )
 
 
 def print_comparison(ours: list[WrkResult], compared: dict[tuple[str, int], WrkResult]) -> None:

@@ -7,6 +7,7 @@ when the API, the settings or wrk's output change.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -36,10 +37,21 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
         assert row["non_2xx"] == 0 and row["socket_errors"] == 0, row
         assert len(row["runs_requests_per_s"]) == 2 and row["requests_per_s"] > 0, row
         assert row["p50_ms"] <= row["p90_ms"] <= row["p95_ms"] <= row["p99_ms"], row
+        # The model's own time comes from the server's metrics: every predicting scenario has it.
+        if row["scenario"].startswith("noop"):
+            assert row["model_us_per_image"] is None, row
+        else:
+            assert 0 < row["model_us_per_image"] < 1e6, row
     batch = next(row for row in data["wrk"] if row["scenario"] == "batch of 256")
     assert batch["images_per_s"] == 256 * batch["requests_per_s"]
-    assert "p95 ms" in result.stdout and "spread" in result.stdout
+    assert "p95 ms" in result.stdout and "spread" in result.stdout and "model us/img" in result.stdout
     assert "predict floats / no-op req/s, 4 connections" in result.stdout
+    split = re.search(
+        r"4 connections: predict (\d+) us = no-op (\d+) \+ ONNX Runtime (\d+) \+ the rest (-?\d+)", result.stdout
+    )
+    assert split, result.stdout[-2000:]
+    predict_us, noop_us, model_us, rest_us = map(int, split.groups())
+    assert abs(predict_us - (noop_us + model_us + rest_us)) <= 2  # rounding of each term
 
 
 def test_bench_refuses_a_compare_source_without_the_package(tmp_path: Path) -> None:
