@@ -6,7 +6,9 @@ with wrk (pinned to CPU 1) and prints requests/s and p50/p90/p95/p99 at 16 and 6
 connections for: predict with 784 floats, predict with a 280x280 PNG (grayscale as the
 drawing page sends it, and RGBA on a transparent background as other drawing clients send
 it), a batch of 256, and the no-op that parses the same 784-float body through the same
-middleware and key check. Then in-process ONNX Runtime images/s at batch 1 and 256.
+middleware and key check. Then in-process ONNX Runtime images/s at batch 1 and 256. The
+server's own metrics give each predicting scenario's time inside ONNX Runtime per image, and
+a float prediction's time per request is split into the no-op's, the model's and the rest.
 
 A shared 2-core machine drifts by 20-30 % within minutes, more than most changes are worth.
 So every scenario runs ``--repeat`` times, round robin (scenarios, and the two versions when
