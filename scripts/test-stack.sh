@@ -56,8 +56,9 @@ echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} 
 # `registry`), and then the network and volumes they hold; a later run's PostgreSQL would
 # start on a volume initialized with an earlier run's password. Prints what it had to remove.
 remove_project() {
-  local label=com.docker.compose.project=${COMPOSE_PROJECT_NAME:-mnist-$1} ids swept=""
+  local label ids swept=""
   compose_for "$1"
+  label=com.docker.compose.project=$COMPOSE_PROJECT
   "${COMPOSE_ARGS[@]}" down -v --remove-orphans >/dev/null 2>&1 || true
   mapfile -t ids < <(docker ps -aq --filter "label=$label")
   ((${#ids[@]} == 0)) || { docker rm -f -v "${ids[@]}" >/dev/null; swept+=" ${#ids[@]} container(s)"; }
@@ -353,8 +354,12 @@ step "Tear down"
 if [[ -z "${KEEP_STACK:-}" ]]; then
   teardown
   trap - EXIT
-  projects=(--filter label=com.docker.compose.project=mnist-production --filter label=com.docker.compose.project=mnist-staging)
-  left=$(docker ps -aq "${projects[@]}"; docker volume ls -q "${projects[@]}")
+  # One label filter per listing: Docker ANDs repeated label filters, and no object is in both projects.
+  left=$(for env in staging production; do
+    compose_for "$env"
+    docker ps -aq --filter "label=com.docker.compose.project=$COMPOSE_PROJECT"
+    docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT"
+  done)
   [[ -z $left ]] || fail "containers or volumes are still there after tear-down: $(tr '\n' ' ' <<<"$left")"
   check "nothing left: no container or volume of staging or production"
 fi
