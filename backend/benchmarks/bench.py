@@ -400,8 +400,10 @@ def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> Non
     """
     print("\nWhere a float prediction's time goes (CPU time per request: 1 / req/s on the one core)")
     for conns in sorted({r.connections for r in results}):
-        noop = next((r for r in results if r.scenario == "noop (784 floats)" and r.connections == conns), None)
-        floats = next((r for r in results if r.scenario == "predict 784 floats" and r.connections == conns), None)
+        noop, floats = (
+            find_result(results, "noop (784 floats)", conns),
+            find_result(results, "predict 784 floats", conns),
+        )
         if not (noop and floats and noop.requests_per_s and floats.requests_per_s and floats.model_us_per_image):
             continue
         noop_us, floats_us = 1e6 / noop.requests_per_s, 1e6 / floats.requests_per_s
@@ -432,10 +434,11 @@ def print_comparison(ours: list[WrkResult], compared: dict[tuple[str, int], WrkR
         )
 
 
-def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
-    def find(name: str, conns: int) -> WrkResult | None:
-        return next((r for r in results if r.scenario == name and r.connections == conns), None)
+def find_result(results: list[WrkResult], scenario: str, connections: int) -> WrkResult | None:
+    return next((r for r in results if r.scenario == scenario and r.connections == connections), None)
 
+
+def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
     def verdict(name: str, value: float, target: float, at_least: bool = True, errors: int = 0) -> None:
         ok = (value >= target if at_least else value <= target) and errors == 0
         print(
@@ -445,15 +448,15 @@ def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
     print("\nTargets (MISSED also when a scenario had errors)")
     for conns in sorted({r.connections for r in results}):
         noop, floats, batch = (
-            find("noop (784 floats)", conns),
-            find("predict 784 floats", conns),
-            find("batch of 256", conns),
+            find_result(results, "noop (784 floats)", conns),
+            find_result(results, "predict 784 floats", conns),
+            find_result(results, "batch of 256", conns),
         )
         if noop and floats:
             ratio = floats.requests_per_s / noop.requests_per_s
             verdict(f"predict floats / no-op req/s, {conns} connections", ratio, 0.8, errors=floats.non_2xx)
         for png_name in ("predict PNG gray", "predict PNG RGBA"):
-            png = find(png_name, conns)
+            png = find_result(results, png_name, conns)
             if png and floats:
                 ratio = png.requests_per_s / floats.requests_per_s
                 verdict(f"{png_name} / predict floats req/s, {conns} connections", ratio, 0.5, errors=png.non_2xx)
