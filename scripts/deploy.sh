@@ -196,7 +196,7 @@ done < <(project_ids | xargs -r docker inspect -f '{{.Id}} {{.RestartCount}}')
 # at once on a container that exited, restarted during this deploy (or is restarting), or is
 # unhealthy.
 wait_healthy() {
-  local deadline=$((SECONDS + TIMEOUT)) ids line pending bad id name state health restarts
+  local start=$SECONDS deadline=$((SECONDS + TIMEOUT)) ids line pending bad id name state health restarts
   while true; do
     mapfile -t ids < <(project_ids)
     [[ ${#ids[@]} -gt 0 ]] || { echo "no containers are running for ${COMPOSE_ARGS[*]}"; return 1; }
@@ -215,7 +215,7 @@ wait_healthy() {
       return 1
     fi
     if [[ ${#pending[@]} -eq 0 ]]; then
-      echo "all ${#ids[@]} containers healthy"
+      echo "all ${#ids[@]} containers healthy (waited $((SECONDS - start)) s)"
       return 0
     fi
     if ((SECONDS >= deadline)); then

@@ -169,4 +169,4 @@ if ((FAILURES > 0)); then
   echo "integration test: FAILED ($FAILURES check(s))"
   exit 1
 fi
-echo "integration test: passed"
+echo "integration test: passed in ${SECONDS} s"
