@@ -157,6 +157,34 @@ def test_every_service_has_a_healthcheck_but_the_scratch_exporter(merged):
             assert "healthcheck" in service, f"{name}: {service_name} has no healthcheck"
 
 
+def _seconds(duration: str | int) -> float:
+    """A Compose or Dockerfile duration ("5s", "1m30s"; v2 may write nanoseconds as a number)."""
+    if isinstance(duration, int):
+        return duration / 1e9
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def test_what_a_deploy_waits_for_is_probed_every_5_s_and_tolerates_30_s_of_misses(merged):
+    """A deploy's health gates (and every depends_on link) open at the first probe, one interval
+    after start; under load a replica may miss probes for 30 s before it counts as unhealthy."""
+    for name, services in merged.items():
+        for service_name, service in services.items():
+            check = service.get("healthcheck")
+            if not check or service_name in ("postgres", "mlflow", "model-sync", "model-sync-canary"):
+                continue  # stateful or a file check: not recreated by a code deploy
+            interval = _seconds(check["interval"])
+            assert interval <= 5 and interval * int(check["retries"]) >= 30, f"{name}: {service_name} {check}"
+    for dockerfile in ("Dockerfile.serving", "Dockerfile.frontend"):
+        text = (REPO_ROOT / dockerfile).read_text()
+        match = re.search(r"HEALTHCHECK --interval=(\w+) .*--retries=(\d+)", text)
+        assert match, f"{dockerfile}: no HEALTHCHECK with --interval and --retries"
+        interval = _seconds(match.group(1))
+        assert interval <= 5 and interval * int(match.group(2)) >= 30, f"{dockerfile}: {match.group(0)}"
+
+
 def test_every_environment_has_mlflow_on_postgres_with_a_login_outside_dev(merged):
     for name, services in merged.items():
         mlflow, postgres = services["mlflow"], services["postgres"]
