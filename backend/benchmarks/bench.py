@@ -8,7 +8,10 @@ drawing page sends it, and RGBA on a transparent background as other drawing cli
 it), a batch of 256, and the no-op that parses the same 784-float body through the same
 middleware and key check. Then in-process ONNX Runtime images/s at batch 1 and 256. The
 server's own metrics give each predicting scenario's time inside ONNX Runtime per image, and
-a float prediction's time per request is split into the no-op's, the model's and the rest.
+a float prediction's time per request is split into the no-op's, the model's and the rest; a
+PNG prediction's into the float prediction's, the canvas preprocessing's (timed in-process on
+the same image, Pillow's decode shown apart) and the rest; and each latency is set against
+what Little's law allows at that many connections.
 
 A shared 2-core machine drifts by 20-30 % within minutes, more than most changes are worth.
 So every scenario runs ``--repeat`` times, round robin (scenarios, and the two versions when
@@ -36,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,7 +48,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from prometheus_client.parser import text_string_to_metric_families
 
+from mnist_backend.config import Settings
 from mnist_backend.model import load_model_version
+from mnist_backend.preprocessing import decode_base64_image, preprocess_canvas_image
 
 HERE = Path(__file__).resolve().parent
 # The hub's one copy of the held-out digits (the drawing page ships them).
@@ -278,6 +284,33 @@ def onnx_images_per_second(model_dir: Path) -> dict[int, float]:
     return rates
 
 
+def preprocessing_us(bodies: dict[str, tuple[Path, int]]) -> dict[str, dict[str, float]]:
+    """In-process, per PNG scenario, microseconds per image: Pillow's decode alone, and the whole
+    canvas preprocessing the route runs before the model (header check and decode included)."""
+    max_pixels = Settings.model_fields["max_image_pixels"].default
+    times = {}
+    for name, (path, _) in bodies.items():
+        payload = json.loads(path.read_text()).get("image_base64")
+        if payload is None:
+            continue
+        times[name] = {
+            "decode_us": _mean_us(lambda payload=payload: decode_base64_image(payload, max_pixels).load()),
+            "preprocessing_us": _mean_us(
+                lambda payload=payload: preprocess_canvas_image(decode_base64_image(payload, max_pixels))
+            ),
+        }
+    return times
+
+
+def _mean_us(call: Callable[[], object], calls: int = 200) -> float:
+    for _ in range(10):
+        call()
+    started = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return 1e6 * (time.perf_counter() - started) / calls
+
+
 def main() -> None:
     args = parse_args()
     if not shutil.which("wrk"):
@@ -296,14 +329,18 @@ def main() -> None:
                 ports[version] = free_port()
                 log = workdir / f"server-{version}.log"
                 servers.append(start_server(args.model_dir, ports[version], log, source))
-            results, ceilings = run_rounds(args, bodies, connections, ports)
+            results, ceilings, decoding = run_rounds(args, bodies, connections, ports)
         finally:
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
 
     ceiling = {batch: statistics.median(c[batch] for c in ceilings) for batch in (1, 256)}
-    print_report(results, ceiling, args.repeat, args.duration)
+    preprocessing = {
+        name: {key: statistics.median(d[name][key] for d in decoding) for key in decoding[0][name]}
+        for name in decoding[0]
+    }
+    print_report(results, ceiling, preprocessing, args.repeat, args.duration)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {
@@ -313,14 +350,18 @@ def main() -> None:
             "wrk": [asdict(r) for r in results],
             "onnx_images_per_s": ceiling,
             "onnx_images_per_s_rounds": ceilings,
+            "png_preprocessing_us": preprocessing,
+            "png_preprocessing_us_rounds": decoding,
         }
         args.json.write_text(json.dumps(report, indent=2))
 
 
 def run_rounds(
     args: argparse.Namespace, bodies: dict[str, tuple[Path, int]], connections: list[int], ports: dict[str, int]
-) -> tuple[list[WrkResult], list[dict[int, float]]]:
-    """Every (scenario, connections) on every version, ``--repeat`` rounds; medians per cell."""
+) -> tuple[list[WrkResult], list[dict[int, float]], list[dict[str, dict[str, float]]]]:
+    """Every (scenario, connections) on every version, ``--repeat`` rounds; medians per cell.
+
+    Each round also measures the in-process ceilings: ONNX Runtime, and PNG preprocessing."""
     routes = {"noop (784 floats)": "/api/v1/bench/noop", "batch of 256": "/api/v1/predict/batch"}
     # A client of the batch route uses at most MAX_CONCURRENT_BATCHES (4) connections; more
     # would measure how fast the service says 503.
@@ -330,9 +371,10 @@ def run_rounds(
         for conns in (sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if images > 1 else connections)
     ]
     runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
-    ceilings, warmed = [], set()
+    ceilings, decoding, warmed = [], [], set()
     for round_index in range(args.repeat):
         ceilings.append(onnx_images_per_second(args.model_dir))
+        decoding.append(preprocessing_us(bodies))
         # Alternate which version goes first, so neither always runs on the warmer machine.
         versions = list(ports) if round_index % 2 == 0 else list(reversed(ports))
         for name, conns in plan:
@@ -363,10 +405,16 @@ def run_rounds(
         for version in ports
         for name, conns in plan
     ]
-    return results, ceilings
+    return results, ceilings, decoding
 
 
-def print_report(results: list[WrkResult], ceiling: dict[int, float], repeat: int, duration: int) -> None:
+def print_report(
+    results: list[WrkResult],
+    ceiling: dict[int, float],
+    preprocessing: dict[str, dict[str, float]],
+    repeat: int,
+    duration: int,
+) -> None:
     print(
         f"\nHTTP, one worker process on 127.0.0.1 (wrk; production defaults, access log on); "
         f"median of {repeat} runs of {duration} s each"
@@ -391,6 +439,8 @@ def print_report(results: list[WrkResult], ceiling: dict[int, float], repeat: in
         print_comparison(ours, compared)
     print_targets(ours, ceiling)
     print_time_split(ours, ceiling)
+    print_png_split(ours, preprocessing)
+    print_latency_bound(ours)
 
 
 def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> None:
@@ -418,6 +468,43 @@ def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> Non
         "  model us/img is wall time inside ONNX Runtime (the server's mnist_inference_duration_seconds);"
         " batches run two at a time on the one core, so theirs includes the other's share"
     )
+
+
+def print_png_split(results: list[WrkResult], preprocessing: dict[str, dict[str, float]]) -> None:
+    """What a PNG prediction adds to a float prediction: mostly the decode, which no code of ours runs."""
+    print("\nWhere a PNG prediction's time goes (CPU time per request; preprocessing timed in-process, same image)")
+    for name, times in preprocessing.items():
+        prep_us, decode_us = times["preprocessing_us"], times["decode_us"]
+        for conns in sorted({r.connections for r in results}):
+            png, floats = find_result(results, name, conns), find_result(results, "predict 784 floats", conns)
+            if not (png and floats and png.requests_per_s and floats.requests_per_s):
+                continue
+            png_us, floats_us = 1e6 / png.requests_per_s, 1e6 / floats.requests_per_s
+            print(
+                f"  {name}, {conns} connections: {png_us:.0f} us = predict floats {floats_us:.0f}"
+                f" + canvas preprocessing {prep_us:.0f} (Pillow's PNG decode: {decode_us:.0f})"
+                f" + the rest {png_us - floats_us - prep_us:.0f}; preprocessing alone allows at most"
+                f" {floats_us / (floats_us + prep_us):.2f} x floats"
+            )
+
+
+def print_latency_bound(results: list[WrkResult]) -> None:
+    """Little's law: a closed loop of N connections at R req/s waits N / R on average.
+
+    So a p99 under 100 ms at N connections needs at least N / 0.1 s requests/s, whatever the
+    scheduling: the CPU time of a request on the one core must stay under 0.1 s / N.
+    """
+    print("\nLatency against throughput (Little's law: mean latency = connections / req/s)")
+    for conns in sorted({r.connections for r in results if r.scenario.startswith("predict PNG")}):
+        needed, budget_us = conns / 0.1, 1e5 / conns
+        print(f"  {conns} connections: p99 <= 100 ms needs >= {needed:.0f} req/s, <= {budget_us:.0f} us a request")
+        for r in results:
+            if r.connections == conns and r.requests_per_s and r.scenario.startswith("predict"):
+                mean_ms, request_us = 1e3 * conns / r.requests_per_s, 1e6 / r.requests_per_s
+                print(
+                    f"    {r.scenario:<20}{r.requests_per_s:>6.0f} req/s: mean {mean_ms:.1f} ms,"
+                    f" p99 {r.p99_ms:.1f} ms, {request_us:.0f} us a request"
+                )
 
 
 def print_comparison(ours: list[WrkResult], compared: dict[tuple[str, int], WrkResult]) -> None:

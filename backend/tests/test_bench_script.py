@@ -52,6 +52,24 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
     assert split, result.stdout[-2000:]
     predict_us, noop_us, model_us, rest_us = map(int, split.groups())
     assert abs(predict_us - (noop_us + model_us + rest_us)) <= 2  # rounding of each term
+    # A PNG prediction: the float prediction + the in-process preprocessing (its decode within it) + the rest.
+    assert set(data["png_preprocessing_us"]) == {"predict PNG gray", "predict PNG RGBA"}
+    for name, times in data["png_preprocessing_us"].items():
+        assert 0 < times["decode_us"] < times["preprocessing_us"], (name, times)
+        split = re.search(
+            rf"{name}, 4 connections: (\d+) us = predict floats (\d+) \+ canvas preprocessing (\d+) "
+            r"\(Pillow's PNG decode: (\d+)\) \+ the rest (-?\d+)",
+            result.stdout,
+        )
+        assert split, result.stdout[-2000:]
+        png_us, floats_us, prep_us, decode_us, rest_us = map(int, split.groups())
+        assert abs(png_us - (floats_us + prep_us + rest_us)) <= 2 and decode_us < prep_us
+    # Little's law, per predicting scenario: 4 connections at R req/s wait 4 / R on average.
+    assert "4 connections: p99 <= 100 ms needs >= 40 req/s, <= 25000 us a request" in result.stdout
+    for row in data["wrk"]:
+        if row["scenario"].startswith("predict"):
+            mean_ms = 4e3 / row["requests_per_s"]
+            assert re.search(rf"{row['scenario']} +\d+ req/s: mean {mean_ms:.1f} ms", result.stdout), row
 
 
 def test_bench_refuses_a_compare_source_without_the_package(tmp_path: Path) -> None:
