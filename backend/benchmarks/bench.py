@@ -472,7 +472,10 @@ def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> Non
 
 def print_png_split(results: list[WrkResult], preprocessing: dict[str, dict[str, float]]) -> None:
     """What a PNG prediction adds to a float prediction: mostly the decode, which no code of ours runs."""
-    print("\nWhere a PNG prediction's time goes (CPU time per request; preprocessing timed in-process, same image)")
+    print(
+        "\nWhere a PNG prediction's time goes (CPU time per request; the preprocessing timed in-process,"
+        " with this checkout's code, on the same image)"
+    )
     for name, times in preprocessing.items():
         prep_us, decode_us = times["preprocessing_us"], times["decode_us"]
         for conns in sorted({r.connections for r in results}):
