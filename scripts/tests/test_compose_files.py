@@ -157,10 +157,8 @@ def test_every_service_has_a_healthcheck_but_the_scratch_exporter(merged):
             assert "healthcheck" in service, f"{name}: {service_name} has no healthcheck"
 
 
-def _seconds(duration: str | int) -> float:
-    """A Compose or Dockerfile duration ("5s", "1m30s"; v2 may write nanoseconds as a number)."""
-    if isinstance(duration, int):
-        return duration / 1e9
+def _seconds(duration: str) -> float:
+    """A Compose or Dockerfile duration: "5s", "1m30s"."""
     units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3}
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
     assert parts and "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
