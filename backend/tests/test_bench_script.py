@@ -55,7 +55,8 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
     # A PNG prediction: the float prediction + the in-process preprocessing (its decode within it) + the rest.
     assert set(data["png_preprocessing_us"]) == {"predict PNG gray", "predict PNG RGBA"}
     for name, times in data["png_preprocessing_us"].items():
-        assert 0 < times["decode_us"] < times["preprocessing_us"], (name, times)
+        # Both timed separately: which is larger is the benchmark's finding, not this test's.
+        assert times["decode_us"] > 0 and times["preprocessing_us"] > 0, (name, times)
         split = re.search(
             rf"{name}, 4 connections: (\d+) us = predict floats (\d+) \+ canvas preprocessing (\d+) "
             r"\(Pillow's PNG decode: (\d+)\) \+ the rest (-?\d+)",
@@ -63,7 +64,8 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
         )
         assert split, result.stdout[-2000:]
         png_us, floats_us, prep_us, decode_us, rest_us = map(int, split.groups())
-        assert abs(png_us - (floats_us + prep_us + rest_us)) <= 2 and decode_us < prep_us
+        assert abs(png_us - (floats_us + prep_us + rest_us)) <= 2
+        assert (prep_us, decode_us) == (round(times["preprocessing_us"]), round(times["decode_us"]))
     # Little's law, per predicting scenario: 4 connections at R req/s wait 4 / R on average.
     assert "4 connections: p99 <= 100 ms needs >= 40 req/s, <= 25000 us a request" in result.stdout
     for row in data["wrk"]:
