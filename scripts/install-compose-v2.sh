@@ -52,7 +52,9 @@ apt_private=(-o "Dir::Etc::sourcelist=$work/sources.list" -o "Dir::Etc::sourcepa
 
 echo "compose v2: reading $suite's package list from $mirror"
 apt-get "${apt_private[@]}" update -qq
-version=$(apt-cache "${apt_private[@]}" show docker-compose | awk '/^Version:/ {print $2; exit}')
+# awk reads to the end: exiting at the first match would leave apt-cache writing into a closed
+# pipe, and under pipefail its SIGPIPE (141) ended this script now and then.
+version=$(apt-cache "${apt_private[@]}" show docker-compose | awk '/^Version:/ && !v {v = $2} END {print v}')
 [[ "$version" == 2.* ]] || { echo "error: $suite's docker-compose is '${version:-absent}', not v2" >&2; exit 1; }
 (cd "$work" && apt-get "${apt_private[@]}" download -qq "docker-compose=$version")
 dpkg-deb -x "$work"/docker-compose_*.deb "$work/root"

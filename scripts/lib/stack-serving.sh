@@ -129,11 +129,14 @@ frontend=$("${COMPOSE_ARGS[@]}" ps -q frontend)
 page_stopped=$SECONDS
 docker stop -t 5 "$frontend" >/dev/null
 deadline=$((SECONDS + 300))
-until docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep -q 'FIRING'; do
+# The first FIRING page-down message, read to the end of the log (a reader that stops early
+# leaves docker logs a closed pipe, and under pipefail that SIGPIPE reads as "not found").
+first_page_down() { docker logs mnist-slack-stand-in 2>&1 | awk '/MnistPageDown/ && /FIRING/ && !m {m = $0} END {print m}'; }
+until [[ -n $(first_page_down) ]]; do
   [[ $SECONDS -lt $deadline ]] || fail "no page-down alert reached the Slack stand-in within 300 s of stopping the page"
   sleep 5
 done
-message=$(docker logs mnist-slack-stand-in 2>&1 | grep 'MnistPageDown' | grep 'FIRING' | head -n1)
+message=$(first_page_down)
 [[ $message == *'"channel":"#mnist-alerts-production"'* && $message == *'/services/T000/B000/stack-test'* ]] \
   || fail "the page-down alert went elsewhere: $message"
 check "page-down alert at the Slack stand-in (#mnist-alerts-production) $((SECONDS - page_stopped)) s after the page stopped"
