@@ -306,11 +306,11 @@ started_since() {  # service old-ids...: the containers of that service that are
   done
 }
 
-# Every service but the pooled ones, with this checkout's configuration, except the stateful
-# ones (MLflow and its database: started if missing, never recreated by an app deploy). Prometheus and
-# Alertmanager read single mounted files, which a new checkout replaces without Compose noticing:
-# they are recreated. The edge is never recreated here (that would drop every open connection):
-# its configuration arrives through reload_edge; a new nginx image, port or mount needs
+# Every service but the pooled ones and the edge, with this checkout's configuration. Compose
+# recreates what the deploy changes (the canary and the model sync run the new tag, a new image
+# or setting of any service); the rest keeps running. MLflow and its database are only started
+# if missing. The edge is never recreated here (that would drop every open connection): its
+# configuration arrives through reload_edge; a new nginx image, port or mount needs
 # `scripts/compose.sh production up -d --force-recreate nginx` (README: zero-downtime deploys).
 update_other_services() {  # tag
   local services=() kept=(nginx) service
@@ -321,8 +321,50 @@ update_other_services() {  # tag
       services+=("$service")
     fi
   done
-  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --force-recreate "${services[@]}" || return 1
+  IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build "${services[@]}" || return 1
   IMAGE_TAG=$1 timeout "$TIMEOUT" "${COMPOSE_ARGS[@]}" up -d --no-deps --no-build --no-recreate "${kept[@]}"
+}
+
+# Monitoring watches a deploy instead of restarting during it: Prometheus keeps its scrapes and
+# alert state, Alertmanager its notification groups, blackbox-exporter its probes. Each re-reads
+# this checkout's configuration folder on SIGHUP and reports the outcome in its own metrics; one
+# that rejects the configuration keeps the previous one running, and the deploy fails (rolls back).
+MONITORING_RELOADS=(prometheus:9090:prometheus alertmanager:9093:alertmanager blackbox-exporter:9115:blackbox_exporter)
+reload_monitoring() {
+  local entry service port prefix id sent state reloaded=()
+  for entry in "${MONITORING_RELOADS[@]}"; do
+    IFS=: read -r service port prefix <<<"$entry"
+    for id in $(project_ids "$service"); do
+      sent=$(date +%s.%N)
+      docker kill -s HUP "$id" >/dev/null || return 1
+      state=$(reload_state "$id" "$port" "$prefix" "$sent")
+      while [[ $state == pending && $(date +%s) -lt $((${sent%.*} + 30)) ]]; do
+        sleep 0.5
+        state=$(reload_state "$id" "$port" "$prefix" "$sent")
+      done
+      case $state in
+        ok) ;;
+        failed)
+          echo "$service rejected this checkout's configuration (it keeps running the previous one); its log:"
+          docker logs --tail 5 "$id" 2>&1 | sed 's/^/    /'
+          return 1 ;;
+        pending) echo "$service did not report a configuration reload within 30 s of SIGHUP"; return 1 ;;
+        *) echo "$service's metrics on :$port have no ${prefix}_config_last_reload_successful"; return 1 ;;
+      esac
+      [[ " ${reloaded[*]} " == *" $service "* ]] || reloaded+=("$service")
+    done
+  done
+  echo "reloaded the configuration of ${reloaded[*]} (kept running)"
+}
+
+# container port metric-prefix signal-time -> ok (a reload at or after the signal succeeded),
+# failed (the last reload failed), pending, or missing (no such metric).
+reload_state() {
+  { docker exec "$1" wget -q -O - "http://127.0.0.1:$2/metrics" 2>/dev/null || true; } \
+    | awk -v m="$3_config_last_reload" -v sent="$4" '
+      $1 == m "_successful" { successful = $2 }
+      $1 == m "_success_timestamp_seconds" { at = $2 }
+      END { print (successful == "" ? "missing" : successful == 0 ? "failed" : at + 0 >= sent + 0 ? "ok" : "pending") }'
 }
 
 OLD_BACKENDS=() OLD_FRONTENDS=() SWITCHED=0 OTHERS_UPDATED=0 NEW_POOL=""
@@ -337,6 +379,7 @@ rolling_deploy() {
   OTHERS_UPDATED=1
   DEPLOY_POOL=$NEW_POOL update_other_services "$TAG" || return 1
   wait_healthy || return 1
+  reload_monitoring || return 1
   SWITCHED=1
   switch_pool "$NEW_POOL" || return 1
   integration_test
@@ -356,6 +399,7 @@ rolling_rollback() {
   if [[ $OTHERS_UPDATED -eq 1 ]]; then update_other_services "$PREVIOUS_TAG" || return 1; fi
   reload_edge || return 1   # the restored checkout's nginx.conf
   wait_healthy || return 1
+  [[ $OTHERS_UPDATED -eq 0 ]] || reload_monitoring || return 1
   integration_test
 }
 

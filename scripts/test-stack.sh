@@ -289,16 +289,36 @@ else
   step "Resilience, hostile input, the page-down alert, model delivery: not run (STACK_STEPS=$STACK_STEPS)"
 fi
 
-step "Zero-downtime: production deploys a new tag while 40 predictions a second go through the edge"
+step "Zero-downtime: production deploys a new tag and a monitoring change while 40 predictions a second go through the edge"
 NEXT_TAG="$GOOD_TAG-next"
 for component in backend frontend; do   # a new release: new image ids, same code
   docker build -q -t "$REPO/$component:$NEXT_TAG" - >/dev/null <<<"FROM $REPO/$component:$GOOD_TAG
 LABEL org.opencontainers.image.version=$NEXT_TAG"
 done
+# The release's commit also changes a recording rule and Alertmanager's configuration: the
+# monitoring must take both without a restart (a restart would stop it watching the deploy).
+cat >>"$HOST_CHECKOUT/monitoring/prometheus/rules/recording.yml" <<'RULE'
+
+  - name: stack-test-release
+    rules:
+      - record: stack_test:release:info
+        expr: vector(1)
+RULE
+echo "  - name: stack-test-release   # a receiver no route uses" >>"$HOST_CHECKOUT/monitoring/alertmanager/alertmanager.yml"
+git -C "$HOST_CHECKOUT" commit -qam "a release with a monitoring change"
+monitoring_containers() { "${COMPOSE_ARGS[@]}" ps -q prometheus alertmanager blackbox-exporter | sort | tr '\n' ' '; }
+monitoring_before=$(monitoring_containers)
 GOOD_COMMIT=$(git -C "$HOST_CHECKOUT" rev-parse HEAD)
 under_load deploy-new-tag deploy_production --tag "$NEXT_TAG"
 [[ $LOAD_RC -eq 0 ]] || fail "the deploy of $NEXT_TAG failed"
 [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy of a new tag"
+[[ $(monitoring_containers) == "$monitoring_before" ]] \
+  || fail "the deploy restarted the monitoring: Prometheus, Alertmanager, blackbox-exporter were $monitoring_before, now $(monitoring_containers)"
+loaded=$(curl -sf "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/api/v1/rules" || true)
+[[ $loaded == *'"name":"stack_test:release:info"'* ]] || fail "Prometheus did not load the release's recording rule"
+loaded=$(curl -sf "http://127.0.0.1:${ALERTMANAGER_PORT:-9093}/api/v2/status" || true)
+[[ $loaded == *"name: stack-test-release"* ]] || fail "Alertmanager did not load the release's configuration"
+check "Prometheus, Alertmanager and blackbox-exporter kept running (same containers) and serve the release's rule and configuration"
 pool_images() {  # how many stable backends and pages run which image
   local ids
   mapfile -t ids < <("${COMPOSE_ARGS[@]}" ps -q backend frontend)

@@ -226,6 +226,31 @@ def mounts(service: dict) -> dict[str, tuple[str, bool]]:
     return found
 
 
+# What deploy.sh reloads with SIGHUP instead of restarting (MONITORING_RELOADS there).
+RELOADED_MONITORING = ("prometheus", "alertmanager", "blackbox-exporter")
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_reloaded_monitoring_reads_its_configuration_from_a_mounted_folder(merged, environment):
+    """A file mount keeps the content from before a checkout (git replaces files): a reload
+    after a deploy or a rollback would re-read stale configuration. Folders see the new files."""
+    monitoring = REPO_ROOT / "monitoring"
+    for name in RELOADED_MONITORING:
+        service = merged[environment].get(name)
+        if service is None:
+            continue
+        flag = "--config.file="
+        (config,) = [arg.removeprefix(flag) for arg in service["command"] if arg.startswith(flag)]
+        folder, file_name = config.rsplit("/", 1)
+        assert folder in mounts(service), f"{environment} {name}: {config}'s folder is not a mount"
+        source, read_only = mounts(service)[folder]
+        assert read_only, f"{environment} {name}: {folder} is writable"
+        assert monitoring in Path(source).parents and (Path(source) / file_name).is_file(), f"{environment} {name}"
+        for target, (mounted, _) in mounts(service).items():
+            single_file = Path(mounted).is_file() and monitoring in Path(mounted).parents
+            assert not single_file, f"{environment} {name} mounts a single file of monitoring/ at {target}"
+
+
 @pytest.mark.parametrize("environment", ["staging", "production"])
 def test_the_model_sync_fills_the_volume_the_backends_only_read(merged, environment):
     services = merged[environment]
