@@ -331,19 +331,22 @@ update_other_services() {  # tag
 # that rejects the configuration keeps the previous one running, and the deploy fails (rolls back).
 MONITORING_RELOADS=(prometheus:9090:prometheus alertmanager:9093:alertmanager blackbox-exporter:9115:blackbox_exporter)
 reload_monitoring() {
-  local entry service port prefix id sent state reloaded=()
+  local entry service port prefix id sent restarts state reloaded=()
   for entry in "${MONITORING_RELOADS[@]}"; do
     IFS=: read -r service port prefix <<<"$entry"
     for id in $(project_ids "$service"); do
-      sent=$(date +%s.%N)
+      sent=$(date +%s.%N) restarts=$(docker inspect -f '{{.RestartCount}}' "$id")
       docker kill -s HUP "$id" >/dev/null || return 1
       state=$(reload_state "$id" "$port" "$prefix" "$sent")
       while [[ $state == pending && $(date +%s) -lt $((${sent%.*} + 30)) ]]; do
         sleep 0.5
         state=$(reload_state "$id" "$port" "$prefix" "$sent")
       done
+      # A process that died of the signal and was restarted would report its start-up load as ok.
+      [[ $(docker inspect -f '{{.RestartCount}}' "$id") == "$restarts" ]] || state=restarted
       case $state in
         ok) ;;
+        restarted) echo "$service restarted instead of reloading its configuration"; return 1 ;;
         failed)
           echo "$service rejected this checkout's configuration (it keeps running the previous one); its log:"
           docker logs --tail 5 "$id" 2>&1 | sed 's/^/    /'
