@@ -336,7 +336,9 @@ reload_monitoring() {
     IFS=: read -r service port prefix <<<"$entry"
     for id in $(project_ids "$service"); do
       sent=$(date +%s.%N) restarts=$(docker inspect -f '{{.RestartCount}}' "$id")
-      docker kill -s HUP "$id" >/dev/null || return 1
+      # From inside: after `docker kill -s HUP`, Docker 20.10 counts the container as stopped by
+      # hand, and its restart policy would no longer bring it back from a later crash.
+      docker exec "$id" sh -c 'kill -HUP 1' || return 1
       state=$(reload_state "$id" "$port" "$prefix" "$sent")
       while [[ $state == pending && $(date +%s) -lt $((${sent%.*} + 30)) ]]; do
         sleep 0.5
