@@ -4,8 +4,9 @@
 #   run from the host, restart, backup/restore) -> a broken tag rolls back (MLflow untouched) ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, redirects, /metrics hidden) ->
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
-#   under steady load -> the page stops: its alert reaches a Slack stand-in -> zero-downtime deploys under load: a new tag, a broken tag (rolled back
-#   with its commit and model), a deploy after a crash-restart -> image sizes -> tear down.
+#   under steady load -> the page stops: its alert reaches a Slack stand-in -> zero-downtime deploys under load: a new tag
+#   with a monitoring change (reloaded, not restarted), a broken tag (rolled back with its commit
+#   and model), a deploy after a crash-restart -> image sizes -> tear down.
 # Between staging and production: staging deployed over a real SSH connection (sshd on
 # 127.0.0.1) from another image repository. Production runs from that deploy host's checkout
 # (a clone of HEAD in artifacts/stack/host), so a rollback can move it back without touching this one.
