@@ -331,18 +331,22 @@ update_other_services() {  # tag
 # that rejects the configuration keeps the previous one running, and the deploy fails (rolls back).
 MONITORING_RELOADS=(prometheus:9090:prometheus alertmanager:9093:alertmanager blackbox-exporter:9115:blackbox_exporter)
 reload_monitoring() {
-  local entry service port prefix id sent restarts state reloaded=()
+  local entry service port prefix id sent restarts was state waited reloaded=()
   for entry in "${MONITORING_RELOADS[@]}"; do
     IFS=: read -r service port prefix <<<"$entry"
     for id in $(project_ids "$service"); do
       sent=$(date +%s.%N) restarts=$(docker inspect -f '{{.RestartCount}}' "$id")
+      # failed already: the deploy being rolled back brought a configuration this one rejected.
+      # Its metrics say "failed" until the new reload succeeds, so that only counts after 5 s.
+      was=$(reload_state "$id" "$port" "$prefix" "$sent")
       # From inside: after `docker kill -s HUP`, Docker 20.10 counts the container as stopped by
       # hand, and its restart policy would no longer bring it back from a later crash.
       docker exec "$id" sh -c 'kill -HUP 1' || return 1
-      state=$(reload_state "$id" "$port" "$prefix" "$sent")
-      while [[ $state == pending && $(date +%s) -lt $((${sent%.*} + 30)) ]]; do
+      while state=$(reload_state "$id" "$port" "$prefix" "$sent"); do
+        waited=$(($(date +%s) - ${sent%.*}))
+        [[ $state == pending || ($state == failed && $was == failed && $waited -lt 5) ]] || break
+        [[ $waited -lt 30 ]] || break
         sleep 0.5
-        state=$(reload_state "$id" "$port" "$prefix" "$sent")
       done
       # A process that died of the signal and was restarted would report its start-up load as ok.
       [[ $(docker inspect -f '{{.RestartCount}}' "$id") == "$restarts" ]] || state=restarted

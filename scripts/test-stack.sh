@@ -6,7 +6,8 @@
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
 #   under steady load -> the page stops: its alert reaches a Slack stand-in -> zero-downtime deploys under load: a new tag
 #   with a monitoring change (reloaded, not restarted), a broken tag (rolled back with its commit
-#   and model), a deploy after a crash-restart -> image sizes -> tear down.
+#   and model), a deploy after a crash-restart, a rule Prometheus rejects (rolled back) -> image
+#   sizes -> tear down.
 # Between staging and production: staging deployed over a real SSH connection (sshd on
 # 127.0.0.1) from another image repository. Production runs from that deploy host's checkout
 # (a clone of HEAD in artifacts/stack/host), so a rollback can move it back without touching this one.
@@ -365,7 +366,26 @@ if [[ $STACK_STEPS == all ]]; then
   [[ $LOAD_RC -eq 0 ]] || fail "a deploy after a crash-restart failed"
   [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the deploy after a crash-restart"
   check "Prometheus had restarted (restart count $restarted); the deploy back to $GOOD_TAG succeeded with 0 failed requests"
-  production_deploys="three production deploys and a rollback"
+
+  # Engine-independent like the step above: the reload and its check are docker exec calls.
+  step "A release whose recording rule Prometheus rejects rolls back under load; the monitoring keeps running"
+  echo "      - this is not: [a rule" >>"$HOST_CHECKOUT/monitoring/prometheus/rules/recording.yml"
+  git -C "$HOST_CHECKOUT" commit -qam "a release with a recording rule Prometheus rejects"
+  monitoring_before=$(monitoring_containers)
+  under_load deploy-rejected-rule deploy_production --tag "$NEXT_TAG"
+  [[ $LOAD_RC -ne 0 ]] || fail "deploying a rule Prometheus rejects succeeded"
+  grep -q "prometheus rejected this checkout's configuration" "$WORK/deploy-rejected-rule.log" \
+    || fail "the deploy did not name Prometheus's rejection"
+  grep -q "Rolled back to $GOOD_TAG: it answers again" "$WORK/deploy-rejected-rule.log" || fail "no verified rollback in the deploy output"
+  [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the rejected release and its rollback"
+  [[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
+  [[ $(monitoring_containers) == "$monitoring_before" ]] || fail "the rejected release restarted the monitoring"
+  # Its own /metrics, not a query: a scrape could still hold the failed reload's 0.
+  reload_ok=$(curl -sf "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/metrics" | awk '$1 == "prometheus_config_last_reload_successful" {v = $2} END {print v}')
+  [[ $reload_ok == 1 ]] || fail "after the rollback Prometheus's last reload did not succeed ($reload_ok)"
+  [[ $(pool_images) == "3 x $REPO/backend:$GOOD_TAG; 1 x $REPO/frontend:$GOOD_TAG; " ]] || fail "after the rollback: $(pool_images)"
+  check "0 failed requests; Prometheus kept the previous rules, then reloaded commit ${GOOD_COMMIT:0:12}'s; same monitoring containers; $GOOD_TAG serving"
+  production_deploys="four production deploys and two rollbacks"
 else
   step "A container restarted by a crash earlier does not fail the next deploy: not run (STACK_STEPS=$STACK_STEPS)"
   production_deploys="two production deploys and a rollback"
