@@ -381,7 +381,8 @@ if [[ $STACK_STEPS == all ]]; then
   [[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
   [[ $(monitoring_containers) == "$monitoring_before" ]] || fail "the rejected release restarted the monitoring"
   # Its own /metrics, not a query: a scrape could still hold the failed reload's 0.
-  reload_ok=$(curl -sf "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/metrics" | awk '$1 == "prometheus_config_last_reload_successful" {v = $2} END {print v}')
+  reload_ok=$({ curl -sf "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/metrics" || true; } \
+    | awk '$1 == "prometheus_config_last_reload_successful" {v = $2} END {print v}')
   [[ $reload_ok == 1 ]] || fail "after the rollback Prometheus's last reload did not succeed ($reload_ok)"
   [[ $(pool_images) == "3 x $REPO/backend:$GOOD_TAG; 1 x $REPO/frontend:$GOOD_TAG; " ]] || fail "after the rollback: $(pool_images)"
   check "0 failed requests; Prometheus kept the previous rules, then reloaded commit ${GOOD_COMMIT:0:12}'s; same monitoring containers; $GOOD_TAG serving"
