@@ -363,7 +363,7 @@ reload_monitoring() {
       [[ " ${reloaded[*]} " == *" $service "* ]] || reloaded+=("$service")
     done
   done
-  echo "reloaded the configuration of ${reloaded[*]} (kept running)"
+  [[ ${#reloaded[@]} -eq 0 ]] || echo "reloaded the configuration of ${reloaded[*]} (kept running)"
 }
 
 # container port metric-prefix signal-time -> ok (a reload at or after the signal succeeded),
