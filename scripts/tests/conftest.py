@@ -34,6 +34,25 @@ def run_script(
     )
 
 
+# Every secret staging and production read from a file (deploy.sh --help): their overlays refuse to
+# render without all of them.
+SECRET_FILE_VARIABLES = (
+    "API_KEYS_FILE",
+    "FRONTEND_API_KEY_FILE",
+    "GRAFANA_PASSWORD_FILE",
+    "SLACK_WEBHOOK_FILE",
+    "MLFLOW_PASSWORD_FILE",
+    "POSTGRES_PASSWORD_FILE",
+)
+
+
+def secret_files(folder: Path) -> dict[str, str]:
+    """Every ``SECRET_FILE_VARIABLES`` pointing at one throwaway secret file written in ``folder``."""
+    secret = folder / "secret"
+    secret.write_text("throwaway\n")
+    return dict.fromkeys(SECRET_FILE_VARIABLES, str(secret))
+
+
 COMPOSE_VERSIONS = ("v1", "v2")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import COMPOSE_VERSIONS, REPO_ROOT, SCRIPTS, compose_answers
+from tests.conftest import COMPOSE_VERSIONS, REPO_ROOT, SCRIPTS, compose_answers, secret_files
 
 ENVIRONMENTS = ("dev", "staging", "production")
 OUR_IMAGES = ("backend", "frontend", "backend-canary")
@@ -24,15 +24,8 @@ def merged(request, tmp_path_factory) -> dict[str, dict]:
     version = request.param
     if not compose_answers(version):
         pytest.skip(f"Compose {version} is not installed (v2: scripts/install-compose-v2.sh)")
-    secret = tmp_path_factory.mktemp("secrets") / "secret"
-    secret.write_text("x\n")
     env = {
-        "API_KEYS_FILE": str(secret),
-        "FRONTEND_API_KEY_FILE": str(secret),
-        "GRAFANA_PASSWORD_FILE": str(secret),
-        "SLACK_WEBHOOK_FILE": str(secret),
-        "MLFLOW_PASSWORD_FILE": str(secret),
-        "POSTGRES_PASSWORD_FILE": str(secret),
+        **secret_files(tmp_path_factory.mktemp("secrets")),
         "COMPOSE_PROFILES": "grafana,train,monitoring,mlflow,registry",
         "MODELS_PATH": "registry-models",
         "CANARY_MODELS_PATH": "canary-models",

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import SCRIPTS, compose_available, run_script
+from tests.conftest import SCRIPTS, compose_available, run_script, secret_files
 
 needs_compose = pytest.mark.skipif(not compose_available(), reason="Compose (v1 or v2) is not installed")
 
@@ -52,21 +52,7 @@ def test_production_needs_a_tls_certificate(tmp_path):
 @needs_compose
 def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
     # One secret missing: Compose v2 reports the first it meets, and its order changes from run to run.
-    password = tmp_path / "grafana_password"
-    password.write_text("x\n")
-    result = run_script(
-        "deploy.sh",
-        "staging",
-        "--dry-run",
-        env={
-            "API_KEYS_FILE": "",
-            "FRONTEND_API_KEY_FILE": str(password),
-            "GRAFANA_PASSWORD_FILE": str(password),
-            "SLACK_WEBHOOK_FILE": str(password),
-            "MLFLOW_PASSWORD_FILE": str(password),
-            "POSTGRES_PASSWORD_FILE": str(password),
-        },
-    )
+    result = run_script("deploy.sh", "staging", "--dry-run", env={**secret_files(tmp_path), "API_KEYS_FILE": ""})
     assert result.returncode == 1
     assert "Set API_KEYS_FILE" in result.stdout
 
@@ -74,15 +60,8 @@ def test_staging_without_secrets_fails_fast_naming_the_variable(tmp_path):
 @needs_compose
 @pytest.mark.parametrize("offline", ["", "1"])
 def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path, offline):
-    secret = tmp_path / "secret"
-    secret.write_text("k\n")
     env = {
-        "API_KEYS_FILE": str(secret),
-        "FRONTEND_API_KEY_FILE": str(secret),
-        "GRAFANA_PASSWORD_FILE": str(secret),
-        "SLACK_WEBHOOK_FILE": str(secret),
-        "MLFLOW_PASSWORD_FILE": str(secret),
-        "POSTGRES_PASSWORD_FILE": str(secret),
+        **secret_files(tmp_path),
         "DEPLOY_STATE_DIR": str(tmp_path / "state"),
         "OFFLINE": offline,
     }
@@ -105,20 +84,8 @@ def test_compose_by_hand_describes_what_deploy_sh_last_deployed(tmp_path):
     state = tmp_path / "state" / "production"
     state.mkdir(parents=True)
     (state / "current.env").write_text("tag=abc123\nimage_repository=ghcr.io/acme/hub\npool=green\n")
-    secret = tmp_path / "secret"
-    secret.write_text("k\n")
-    env = {
-        name: str(secret)
-        for name in (
-            "API_KEYS_FILE",
-            "FRONTEND_API_KEY_FILE",
-            "GRAFANA_PASSWORD_FILE",
-            "SLACK_WEBHOOK_FILE",
-            "MLFLOW_PASSWORD_FILE",
-            "POSTGRES_PASSWORD_FILE",
-        )
-    }
-    result = run_script("compose.sh", "production", "config", env={**env, "DEPLOY_STATE_DIR": str(tmp_path / "state")})
+    env = {**secret_files(tmp_path), "DEPLOY_STATE_DIR": str(tmp_path / "state")}
+    result = run_script("compose.sh", "production", "config", env=env)
     assert result.returncode == 0, result.stdout
     assert "image: ghcr.io/acme/hub/backend:abc123" in result.stdout
     assert "backend-pool-green" in result.stdout and "frontend-pool-green" in result.stdout

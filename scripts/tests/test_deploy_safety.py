@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, SCRIPTS
+from tests.conftest import REPO_ROOT, SCRIPTS, secret_files
 from tests.stand_ins import FAKE_DOCKER, FAKE_SSH, install
 
 
@@ -22,19 +22,12 @@ def fake_engine(tmp_path) -> dict[str, str]:
     """The environment for a staging deploy against the Docker stand-in, with its secrets."""
     bin_dir = tmp_path / "bin"
     install(bin_dir, "docker", FAKE_DOCKER)
-    secret = tmp_path / "secret"
-    secret.write_text("k\n")
     return {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "COMPOSE_CLI": "v2",
         "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
         "DEPLOY_STATE_DIR": str(tmp_path / "state"),
-        "API_KEYS_FILE": str(secret),
-        "FRONTEND_API_KEY_FILE": str(secret),
-        "GRAFANA_PASSWORD_FILE": str(secret),
-        "SLACK_WEBHOOK_FILE": str(secret),
-        "MLFLOW_PASSWORD_FILE": str(secret),
-        "POSTGRES_PASSWORD_FILE": str(secret),
+        **secret_files(tmp_path),
         "SLACK_WEBHOOK": "",
     }
 
