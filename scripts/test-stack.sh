@@ -330,16 +330,23 @@ expected_pool="3 x $REPO/backend:$NEXT_TAG; 1 x $REPO/frontend:$NEXT_TAG; "
 [[ $(pool_images) == "$expected_pool" ]] || fail "after the deploy: $(pool_images)(expected $expected_pool)"
 check "0 failed requests; 3 backends + 1 frontend at $NEXT_TAG in the $(record_get "$WORK/state/production/current.env" pool) pool, the old pool retired"
 
+# A release that must fail: the deploy said so, rolled back to TAG and showed it answering, no
+# request failed meanwhile, and the host checkout is back at the last good commit.
+expect_rolled_back() {  # LOG_NAME TAG WHAT
+  local log=$WORK/$1.log tag=$2 what=$3
+  [[ $LOAD_RC -ne 0 ]] || fail "deploying $what succeeded"
+  grep -q "Rolled back to $tag: it answers again" "$log" || fail "no verified rollback in the deploy output"
+  [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during $what and its rollback"
+  [[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
+}
+
 step "A broken release (new commit, a new model pinned with --model, a backend that cannot start) rolls back under load"
 # The release: a configuration change in a new commit, a newly published model, and a broken tag.
 sed -i 's|add_header Referrer-Policy "no-referrer" always;|&\n        add_header X-Release-Check "broken-release" always;|' "$HOST_CHECKOUT/nginx/nginx.conf"
 git -C "$HOST_CHECKOUT" commit -qam "a release with an edge header"
 docker tag "$REPO/frontend:$NEXT_TAG" "$REPO/frontend:$BROKEN_TAG"
 under_load deploy-broken-tag deploy_production --tag "$BROKEN_TAG" --model "$CANARY_REGISTERED" --timeout 60
-[[ $LOAD_RC -ne 0 ]] || fail "deploying the broken tag succeeded"
-grep -q "Rolled back to $NEXT_TAG: it answers again" "$WORK/deploy-broken-tag.log" || fail "no verified rollback in the deploy output"
-[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the broken deploy and its rollback"
-[[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
+expect_rolled_back deploy-broken-tag "$NEXT_TAG" "the broken tag"
 [[ $(record_get "$WORK/state/production/current.env" model_source) == production ]] \
   || fail "the rollback recorded another model source: $(cat "$WORK/state/production/current.env")"
 served=$(predict -H "X-API-Key: $API_KEY" | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
@@ -373,12 +380,9 @@ if [[ $STACK_STEPS == all ]]; then
   git -C "$HOST_CHECKOUT" commit -qam "a release with a recording rule Prometheus rejects"
   monitoring_before=$(monitoring_containers)
   under_load deploy-rejected-rule deploy_production --tag "$NEXT_TAG"
-  [[ $LOAD_RC -ne 0 ]] || fail "deploying a rule Prometheus rejects succeeded"
+  expect_rolled_back deploy-rejected-rule "$GOOD_TAG" "a rule Prometheus rejects"
   grep -q "prometheus rejected this checkout's configuration" "$WORK/deploy-rejected-rule.log" \
     || fail "the deploy did not name Prometheus's rejection"
-  grep -q "Rolled back to $GOOD_TAG: it answers again" "$WORK/deploy-rejected-rule.log" || fail "no verified rollback in the deploy output"
-  [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed during the rejected release and its rollback"
-  [[ $(git -C "$HOST_CHECKOUT" rev-parse HEAD) == "$GOOD_COMMIT" ]] || fail "the rollback did not restore commit $GOOD_COMMIT"
   [[ $(monitoring_containers) == "$monitoring_before" ]] || fail "the rejected release restarted the monitoring"
   # Its own /metrics, not a query: a scrape could still hold the failed reload's 0.
   reload_ok=$({ curl -sf "http://127.0.0.1:${PROMETHEUS_PORT:-9090}/metrics" || true; } \
