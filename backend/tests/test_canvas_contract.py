@@ -26,7 +26,18 @@ def drawings(digit: np.ndarray) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(int(digit.sum()))
     paper = 215 + rng.integers(-12, 12, size=(280, 280))
     photo = np.clip(paper - large.astype(np.int32) * 0.8, 0, 255).astype(np.uint8)
-    return {"canvas": large, "small in a corner": corner, "dark on grey paper": photo}
+    # Cropped tight to the ink (strokes on every edge): white on black, dark pencil on grey paper.
+    rows, cols = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
+    crop = Image.fromarray(digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    tight = np.asarray(crop.resize((crop.width * 10, crop.height * 10), Image.Resampling.BILINEAR))
+    pencil = np.clip(225 + rng.normal(0, 3, tight.shape) - tight * 0.3, 0, 255).astype(np.uint8)
+    return {
+        "canvas": large,
+        "small in a corner": corner,
+        "dark on grey paper": photo,
+        "tight crop": tight,
+        "tight crop in pencil": pencil,
+    }
 
 
 def test_training_reproduces_the_services_canvas_steps(mnist_digits, training_contract):
@@ -39,4 +50,4 @@ def test_training_reproduces_the_services_canvas_steps(mnist_digits, training_co
             difference = np.abs(served - reproduced).max()
             assert difference <= 0.5 / 255 + 1e-6, f"digit {digit}, {name}: differs by {difference * 255:.2f}/255"
             compared += 1
-    assert compared == 30
+    assert compared == 50
