@@ -69,3 +69,16 @@ def test_geometry_moves_ink_without_losing_it(small_splits):
     assert ((moved - original).abs().sum(dim=(1, 2, 3)) > 5).all()
     ratio = moved.sum(dim=(1, 2, 3)) / original.sum(dim=(1, 2, 3))
     assert ((ratio > 0.6) & (ratio < 1.5)).all()  # elastic bends stretch or squeeze strokes a little
+
+
+def test_a_share_of_the_batch_is_swapped_for_its_other_handwriting_style(small_splits):
+    images = batch(small_splits)
+    styled = 1 - images  # any stand-in that differs from every image
+    params = AugmentationParams(**{**NOTHING, "style_probability": 0.5})
+    out = BatchAugmenter(params, seed=1)(images, styled)
+    swapped = torch.isclose(out, styled, atol=1e-4).flatten(1).all(dim=1)
+    kept = torch.isclose(out, images, atol=1e-4).flatten(1).all(dim=1)
+    assert (swapped ^ kept).all() and 16 <= int(swapped.sum()) <= 48
+    assert torch.equal(out, BatchAugmenter(params, seed=1)(images, styled))
+    none = AugmentationParams(**{**NOTHING, "style_probability": 0})
+    assert torch.allclose(BatchAugmenter(none, seed=1)(images, styled), images, atol=1e-4)

@@ -16,7 +16,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.validation.exceptions import ParameterValidationError
 
 from mnist_training.model_registry import load_metadata_schema, read_current_version
-from mnist_training.robustness import VARIANTS
+from mnist_training.robustness import SUITE
 from tests.conftest import PROJECT_ROOT
 
 # Far too small to reach the accuracy floors: they are reported, not enforced.
@@ -63,7 +63,7 @@ def test_pipeline_writes_a_version_that_passes_the_schema(tmp_path):
     metrics = json.loads((version_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] == metadata["metrics"]["test_accuracy"]
     # Every variant of the robustness suite is measured and travels with the version.
-    assert list(metrics["robustness"]) == list(VARIANTS)
+    assert list(metrics["robustness"]) == list(SUITE)
     assert metadata["metrics"]["robustness"] == metrics["robustness"]
     assert all(0 <= value <= 1 for value in metrics["robustness"].values())
     assert np.asarray(metrics["confusion_matrix"]).sum() == 100

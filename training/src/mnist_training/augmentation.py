@@ -18,8 +18,9 @@ from mnist_training.parameters import AugmentationParams
 
 
 class BatchAugmenter:
-    """``augment(batch)`` -> a new batch: stroke width, affine + elastic distortion, blur or
-    low resolution, and a grey, noisy background (photos of paper), each with its probability."""
+    """``augment(batch)`` -> a new batch: another handwriting style, stroke width, affine + elastic
+    distortion, blur or low resolution, and a grey, noisy background (photos of paper), each
+    with its probability."""
 
     def __init__(self, params: AugmentationParams, seed: int) -> None:
         self.params = params
@@ -33,9 +34,13 @@ class BatchAugmenter:
         """A ``[B, 1, 1, 1]`` mask: which images get an effect."""
         return (torch.rand(count, generator=self.generator) < probability).view(-1, 1, 1, 1)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, styled: torch.Tensor | None = None) -> torch.Tensor:
+        """``styled``: the same batch written in other handwriting styles
+        (``handwriting_styles.styled_alternatives``); a share of the images is swapped for it."""
         p = self.params
         count = images.shape[0]
+        if styled is not None:
+            images = torch.where(self._chosen(count, p.style_probability), styled, images)
         images = self._stroke_width(images)
         images = self._warp(images)
         blur = self._chosen(count, p.blur_probability)

@@ -43,6 +43,7 @@ class AugmentationParams(_Params):
     blur_probability: float = Field(0.15, ge=0, le=1)
     low_resolution_probability: float = Field(0.2, ge=0, le=1)
     background_probability: float = Field(0.15, ge=0, le=1)
+    style_probability: float = Field(0.5, ge=0, le=1, description="share of 1s and 7s written as Europeans do")
 
 
 class TrainParams(_Params):
@@ -68,11 +69,11 @@ class EvaluateParams(_Params):
     @field_validator("floors")
     @classmethod
     def _floors_name_known_variants(cls, floors: dict[str, float]) -> dict[str, float]:
-        from mnist_training.robustness import VARIANTS
+        from mnist_training.robustness import SUITE
 
-        unknown = sorted(set(floors) - {"clean", *VARIANTS})
+        unknown = sorted(set(floors) - {"clean", *SUITE})
         if unknown:
-            raise ValueError(f"unknown variant(s) {', '.join(unknown)}; known: clean, {', '.join(VARIANTS)}")
+            raise ValueError(f"unknown variant(s) {', '.join(unknown)}; known: clean, {', '.join(SUITE)}")
         outside = sorted(name for name, floor in floors.items() if not 0 <= floor <= 1)
         if outside:
             raise ValueError(f"floors must be accuracies between 0 and 1: {', '.join(outside)}")

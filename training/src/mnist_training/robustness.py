@@ -3,8 +3,10 @@ variant each, so a run reports what clean MNIST accuracy hides (a thick "1", a b
 a small digit drawn in a corner, a photo of dark ink on paper).
 
 Every variant maps uint8 ``[N, 28, 28]`` test images (white on black) to images of the same
-shape with the labels unchanged; randomness comes only from the seeded ``rng``. The last two
-go through the backend's canvas preprocessing (``canvas_contract``), as such inputs do.
+shape with the labels unchanged; randomness comes only from the seeded ``rng``. The uploads
+(a small digit on a page, a photo, a tight crop) go through the backend's canvas preprocessing
+(``canvas_contract``), as such inputs do. The handwriting styles (``handwriting_styles``) are
+measured on the test digits they are written for.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PIL import Image
 from scipy import ndimage
 
 from mnist_training.canvas_contract import ink_from_upload, to_mnist
+from mnist_training.handwriting_styles import STYLES
 
 Variant = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
@@ -23,6 +26,7 @@ LOW_RESOLUTION_SIDE = 8
 ROTATION_DEGREES = 20.0
 SHEAR = 0.35  # horizontal shift per row: about 19 degrees of slant
 BLUR_SIGMA = 1.0
+UPLOAD_SIDE = 280  # a tight crop is enlarged until its longer side is this long
 
 
 def _to_uint8(images: np.ndarray) -> np.ndarray:
@@ -114,6 +118,53 @@ def inverted_upload(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack(out)
 
 
+def _tight_crop(image: np.ndarray) -> np.ndarray:
+    """Cropped to the box of every inked pixel, enlarged (bilinear) to a 280-pixel longer side:
+    the strokes touch all four edges."""
+    rows, cols = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    crop = Image.fromarray(np.ascontiguousarray(image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
+    scale = UPLOAD_SIDE / max(crop.size)
+    size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
+    return np.asarray(crop.resize(size, Image.Resampling.BILINEAR))
+
+
+def _as_upload(ink: np.ndarray, white_on_black: bool) -> np.ndarray:
+    """8-bit ink as the uploaded file has it, then the backend's preprocessing; an image it
+    would refuse as empty comes back black, which the evaluation counts as an error."""
+    try:
+        return to_mnist(ink_from_upload(ink if white_on_black else 255 - ink))
+    except ValueError:
+        return np.zeros((28, 28), dtype=np.uint8)
+
+
+def tight_crop(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cropped to the ink's box and enlarged, white on black and black on white alternately."""
+    signs = _alternating(len(images))
+    return np.stack([_as_upload(_tight_crop(image), sign > 0) for image, sign in zip(images, signs, strict=True)])
+
+
+def tight_crop_pencil(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tight crop of a pencil digit: grey, low-contrast strokes on light, noisy paper."""
+    out = []
+    for image in images:
+        ink = _tight_crop(image).astype(np.float32) / 255
+        paper, contrast = rng.uniform(200, 240), rng.uniform(50, 100)
+        photo = paper - ink * contrast + rng.normal(0, 3, ink.shape)
+        out.append(_as_upload(255 - _to_uint8(photo), white_on_black=False))
+    return np.stack(out)
+
+
+def thick_marker_edge(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tight crop written with a marker: strokes dilated by 5-8 % of the image, cut off where
+    they reach the edges, in both polarities alternately."""
+    out = []
+    for image, sign in zip(images, _alternating(len(images)), strict=True):
+        ink = _tight_crop(image)
+        width = max(3, round(max(ink.shape) * rng.uniform(0.05, 0.08)))
+        out.append(_as_upload(ndimage.grey_dilation(ink, size=(width, width)), sign > 0))
+    return np.stack(out)
+
+
 VARIANTS: dict[str, Variant] = {
     "thick": thick,
     "thin": thin,
@@ -123,12 +174,25 @@ VARIANTS: dict[str, Variant] = {
     "slanted": slanted,
     "small_off_centre": small_off_centre,
     "inverted_upload": inverted_upload,
+    "tight_crop": tight_crop,
+    "tight_crop_pencil": tight_crop_pencil,
+    "thick_marker_edge": thick_marker_edge,
 }
+# Every figure the suite reports: the variants above, then the handwriting styles.
+SUITE = (*VARIANTS, *STYLES)
 
 
-def build_suite(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Every variant of ``images``, each from its own seeded stream (adding one changes no other)."""
-    return {
-        name: variant(images, np.random.default_rng([seed, index]))
+def build_suite(images: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{name: (images, labels)}``: every variant of all ``images``, then every handwriting style
+    on the images of its digit (left out when there are none). Each draws from its own seeded
+    stream, so adding one changes no other."""
+    suite = {
+        name: (variant(images, np.random.default_rng([seed, index])), labels)
         for index, (name, variant) in enumerate(VARIANTS.items())
     }
+    for index, (name, (digit, style)) in enumerate(STYLES.items(), start=len(VARIANTS)):
+        rng = np.random.default_rng([seed, index])
+        chosen = images[labels == digit]
+        if len(chosen):
+            suite[name] = (np.stack([style(image, rng) for image in chosen]), labels[labels == digit])
+    return suite

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm import tqdm
 
 from mnist_training.augmentation import BatchAugmenter
+from mnist_training.handwriting_styles import styled_alternatives
 from mnist_training.model import DigitCNN
 from mnist_training.parameters import TrainParams
 
@@ -75,14 +76,16 @@ def train_model(
     device = resolve_device(params.device)
     torch.set_num_threads(choose_num_threads(params.num_threads))
     model = DigitCNN(**params.architecture.model_dump()).to(device)
-    images = torch.from_numpy(train["images"]).unsqueeze(1)  # [N, 1, 28, 28] uint8
+    augment = BatchAugmenter(params.augmentation, params.seed) if params.augmentation.enabled else None
+    # Each image beside a copy in another handwriting style (the image itself for most digits).
+    styled = styled_alternatives(train["images"], train["labels"], params.seed) if augment else train["images"]
+    images = torch.from_numpy(np.stack([train["images"], styled], axis=1))  # [N, 2, 28, 28] uint8
     loader = DataLoader(
         TensorDataset(images, torch.from_numpy(train["labels"])),
         batch_size=params.batch_size,
         shuffle=True,
         generator=torch.Generator().manual_seed(params.seed),
     )
-    augment = BatchAugmenter(params.augmentation, params.seed) if params.augmentation.enabled else None
     mean, std = normalization["mean"], normalization["std"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -103,9 +106,9 @@ def train_model(
         total_loss = 0.0
         bar = tqdm(loader, desc=f"epoch {epoch}/{params.epochs}", unit="batch", mininterval=1.0)
         for batch, labels in bar:
-            pixels = batch.float() / 255.0
+            pixels, styled_pixels = (batch.float() / 255.0).split(1, dim=1)
             if augment is not None:
-                pixels = augment(pixels)
+                pixels = augment(pixels, styled_pixels)
             inputs, labels = ((pixels - mean) / std).to(device), labels.to(device)
             logits = model(inputs)
             loss = loss_fn(logits, labels)
