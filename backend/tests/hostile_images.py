@@ -37,3 +37,19 @@ def rgba16_bomb_png(side: int = 4096) -> bytes:
 
 def as_base64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def text_bomb_png(chunks: int = 64, chunk_bytes: int = 1024 * 1024, after_pixels: bool = False) -> bytes:
+    """A legal 28x28 drawing that carries ``chunks`` zTXt chunks of ``chunk_bytes`` each once
+    inflated (Pillow's default limits: 1 MiB a chunk, 64 MiB an image): about 1 KB a chunk."""
+    header = struct.pack(">IIBBBBB", 28, 28, 8, 0, 0, 0, 0)
+    idat = zlib.compress(
+        b"".join(b"\x00" + bytes(28) for _ in range(14)) + b"".join(b"\x00" + b"\xff" * 28 for _ in range(14))
+    )
+    text = b"".join(
+        _chunk(b"zTXt", b"Comment%d\x00\x00" % index + zlib.compress(b" " * chunk_bytes, 9)) for index in range(chunks)
+    )
+    before, after = (b"", text) if after_pixels else (text, b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + before + _chunk(b"IDAT", idat) + after + _chunk(b"IEND", b"")
+    )

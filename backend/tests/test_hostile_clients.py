@@ -22,7 +22,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_testkit.waiting import wait_until
-from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png
+from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png, text_bomb_png
 from tests.server_process import reset_peak_rss, rss_bytes
 
 MB = 1024 * 1024
@@ -77,6 +77,49 @@ def test_a_batch_of_256_bombs_is_a_413_within_a_second(start_server, model_dir):
     assert "at most 25000000 are decoded per request (MAX_BATCH_PIXELS)" in reply.json()["detail"]
     assert elapsed < 1.0
     assert grown < 100 * MB
+
+
+@pytest.mark.parametrize(
+    ("what", "images", "message"),
+    [
+        # 64 MiB of text in each image (64 zTXt chunks of 1 MiB, 66 KB on the wire), as the audit sent.
+        ("8 text bombs", [text_bomb_png()] * 8, "images[0] carries more than 262144 bytes of PNG metadata"),
+        ("44 text bombs (4 MB)", [text_bomb_png()] * 44, "images[0] carries more than 262144 bytes of PNG metadata"),
+        # Each image under its own cap (3 x 80 KiB), together over the request's.
+        (
+            "5 images under the cap",
+            [text_bomb_png(3, 80 * 1024)] * 5,
+            "carry more than 1048576 bytes of PNG metadata together (images[0..4])",
+        ),
+        ("text after the pixels", [text_bomb_png(after_pixels=True)] * 8, "carries more than 262144 bytes"),
+    ],
+)
+def test_png_text_chunks_are_refused_without_growing_memory(start_server, model_dir, what, images, message):
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
+    body = {"images": [as_base64(image) for image in images]}
+    httpx.post(server.url + "/api/v1/predict", json={"image_base64": body["images"][0]}, timeout=30)  # warm-up
+    before = rss_bytes(server.process.pid)
+    reset_peak_rss(server.process.pid)
+    reply = httpx.post(server.url + "/api/v1/predict/batch", json=body, timeout=30)
+    grown = rss_bytes(server.process.pid, "VmHWM") - before
+    print(f"{what} ({len(json.dumps(body)) // 1024} KiB body): {reply.status_code}, peak RSS grew {grown / MB:.1f} MB")
+    assert reply.status_code == 422 and message in reply.json()["detail"]
+    assert grown < 100 * MB
+
+
+def test_health_stays_fast_while_twenty_text_bombs_arrive_at_once(start_server, model_dir):
+    """Pillow inflates text chunks while it reads the header; that must not hold the event loop."""
+    server = start_server(MODEL_DIR=str(model_dir), ACCESS_LOG="false")
+    body = {"image_base64": as_base64(text_bomb_png())}
+    with ThreadPoolExecutor(21) as pool:
+        bombs = [pool.submit(httpx.post, server.url + "/api/v1/predict", json=body, timeout=30) for _ in range(20)]
+        started = time.perf_counter()
+        health = httpx.get(server.url + "/health", timeout=10)
+        waited = time.perf_counter() - started
+        statuses = {bomb.result().status_code for bomb in bombs}
+    print(f"/health among 20 text bombs: {waited * 1000:.0f} ms")
+    assert health.status_code == 200 and statuses == {422}
+    assert waited < 0.5  # was 2.7 s: each bomb inflated 64 MiB on the event loop
 
 
 def _keep_decoding(url: str, body: bytes, stop: multiprocessing.synchronize.Event, failures: Synchronized) -> None:

@@ -7,19 +7,28 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from mnist_backend.decode_pool import DecodePool
 from mnist_backend.metrics import ServiceMetrics
 from mnist_backend.model import LoadedModel
 from mnist_backend.preprocessing import (
+    MAX_REQUEST_METADATA_BYTES,
     MNIST_SIDE,
     ImageTooLargeError,
+    InvalidImageError,
     check_image_size,
     decode_base64_image,
+    metadata_bytes,
     open_base64_image,
     pixels_from_arrays,
     preprocess_canvas_image,
 )
+
+# A canvas drawing's base64 is 5-20 KB. Up to this many characters the image is read on the
+# event loop (Pillow's metadata caps bound what its header can cost); a larger payload is
+# base64-decoded and opened on a decode thread, like any large image.
+INLINE_PAYLOAD_CHARS = 64 * 1024
 
 
 class PixelBudgetExceededError(ImageTooLargeError):
@@ -60,25 +69,41 @@ class BatchResult:
 async def image_to_pixels(payload: str, max_image_pixels: int, inline_pixels: int, pool: DecodePool) -> np.ndarray:
     """One base64 PNG/JPEG -> float32 ``[28, 28]`` in 0..1.
 
-    The header is checked first. Up to ``inline_pixels`` (a canvas drawing, about a millisecond)
-    the image decodes right here, on the event loop: cheaper than a thread hop and the GIL
-    handover after it. Larger images decode on the pool, so they never stall other requests.
+    The header is checked first. A small payload whose image has up to ``inline_pixels`` (a
+    canvas drawing, about a millisecond) decodes right here, on the event loop: cheaper than a
+    thread hop and the GIL handover after it. Anything larger is read on the pool, so it never
+    stalls other requests.
     """
+    if len(payload) > INLINE_PAYLOAD_CHARS:
+        return await pool.run(_decode_and_preprocess, payload, max_image_pixels)
     image = decode_base64_image(payload, max_image_pixels)
     if image.width * image.height <= inline_pixels:
         return preprocess_canvas_image(image)
     return await pool.run(preprocess_canvas_image, image)
 
 
+def _decode_and_preprocess(payload: str, max_image_pixels: int) -> np.ndarray:
+    return preprocess_canvas_image(decode_base64_image(payload, max_image_pixels))
+
+
 def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event) -> np.ndarray:
     """Every item of a batch -> float32 ``[N, 28, 28]``, within the request's pixel budget.
 
     All headers are read before any pixel is decoded, so a batch over ``MAX_BATCH_PIXELS``
-    costs only that; the loop stops as soon as the client has gone.
+    costs only that; the metadata the headers carry has a budget of its own. Each image is
+    released as soon as it is preprocessed, and the loop stops as soon as the client has gone.
     """
-    opened = {
-        index: open_base64_image(item, f"images[{index}]") for index, item in enumerate(items) if isinstance(item, str)
-    }
+    opened: dict[int, Image.Image] = {}
+    metadata = 0
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            opened[index] = image = open_base64_image(item, f"images[{index}]")
+            metadata += metadata_bytes(image)
+            if metadata > MAX_REQUEST_METADATA_BYTES:
+                raise InvalidImageError(
+                    f"the batch's images carry more than {MAX_REQUEST_METADATA_BYTES} bytes of PNG metadata "
+                    f"together (images[0..{index}]); this service reads none of it: save them without metadata"
+                )
     total = sum(image.width * image.height for image in opened.values())
     if total > limits.max_batch_pixels:
         raise PixelBudgetExceededError(
@@ -89,12 +114,13 @@ def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event
     arrays = [index for index in range(len(items)) if index not in opened]
     if arrays:
         pixels[arrays] = pixels_from_arrays([items[i] for i in arrays], [f"images[{i}]" for i in arrays])
-    for done, (index, image) in enumerate(opened.items()):
+    for done, index in enumerate(list(opened)):
         if abandoned.is_set():
-            raise RequestAbandonedError(f"client disconnected after {done} of {len(opened)} images were decoded")
+            raise RequestAbandonedError(f"client disconnected after {done} of {len(opened) + done} images were decoded")
         where = f"images[{index}]"
-        check_image_size(image, limits.max_image_pixels, where)
-        pixels[index] = preprocess_canvas_image(image, where)
+        with opened.pop(index) as image:  # its decoded pixels go as soon as the digit is made
+            check_image_size(image, limits.max_image_pixels, where)
+            pixels[index] = preprocess_canvas_image(image, where)
     if abandoned.is_set():
         raise RequestAbandonedError("client disconnected before the model ran")
     return pixels

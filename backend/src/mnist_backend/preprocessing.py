@@ -18,7 +18,7 @@ import warnings
 from typing import cast
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 MNIST_SIDE = 28
 DIGIT_BOX = 20
@@ -34,6 +34,11 @@ PAPER_LOW_PERCENT = 5
 PAPER_SPREADS = 4
 # Alpha at or above this (0..255) everywhere means the transparency channel carries no drawing.
 _OPAQUE = 253
+# PNG text chunks and ICC profiles are metadata this service never reads, yet Pillow inflates
+# them while it reads the header: by default 1 MiB a chunk and 64 MiB an image, from a few
+# kilobytes of zTXt. Capped per image (Pillow's limits) and per request (``metadata_bytes``).
+MAX_PNG_METADATA_BYTES = 256 * 1024
+MAX_REQUEST_METADATA_BYTES = 1024 * 1024
 
 
 class InvalidImageError(ValueError):
@@ -93,6 +98,22 @@ def limit_pillow_decoding(max_pixels: int) -> None:
     on several threads."""
     Image.MAX_IMAGE_PIXELS = max_pixels
     warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+    PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = MAX_PNG_METADATA_BYTES
+
+
+def unreadable_image(error: Exception, where: str) -> InvalidImageError:
+    """What to tell the client about an image Pillow gave up on while reading it."""
+    if "MAX_TEXT" in str(error):  # Pillow's text-chunk limits (see MAX_PNG_METADATA_BYTES)
+        return InvalidImageError(
+            f"{where} carries more than {MAX_PNG_METADATA_BYTES} bytes of PNG metadata (text chunks or an "
+            "ICC profile); this service reads none of it: save the image without metadata"
+        )
+    return InvalidImageError(f"{where} is a truncated or corrupt image")
+
+
+def metadata_bytes(image: Image.Image) -> int:
+    """The text and profile bytes Pillow holds for an opened image."""
+    return sum(len(value) for value in image.info.values() if isinstance(value, str | bytes))
 
 
 def open_base64_image(payload: str, where: str = "image_base64") -> Image.Image:
@@ -117,8 +138,8 @@ def open_base64_image(payload: str, where: str = "image_base64") -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise InvalidImageError(f"{where} is not a PNG or JPEG image") from None
-    except (OSError, SyntaxError, ValueError):
-        raise InvalidImageError(f"{where} is a truncated or corrupt image") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise unreadable_image(error, where) from None
 
 
 def check_image_size(image: Image.Image, max_pixels: int, where: str) -> None:
@@ -147,8 +168,8 @@ def ink_channel(image: Image.Image, where: str = "image_base64") -> Image.Image:
         image.draft("L", (_JPEG_DRAFT_SIDE, _JPEG_DRAFT_SIDE))
     try:
         image.load()
-    except (OSError, SyntaxError, ValueError):
-        raise InvalidImageError(f"{where} is a truncated or corrupt image") from None
+    except (OSError, SyntaxError, ValueError) as error:  # text chunks after the pixels are read here
+        raise unreadable_image(error, where) from None
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         alpha = (image if image.mode != "P" else image.convert("RGBA")).getchannel("A")
         if channel_extrema(alpha)[0] < _OPAQUE:
