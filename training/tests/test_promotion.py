@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mnist_testkit.digits import load_digits
+from mnist_testkit.misbehaving_models import constant_seven_graph, publish_graph
 from mnist_testkit.processes import Process, start_backend, start_mlflow_server
 from mnist_testkit.recording import RecordingServer
 from mnist_testkit.waiting import free_port, wait_until
@@ -27,6 +28,7 @@ from tests.conftest import PROJECT_ROOT
 from tests.test_tracking import MODEL_NAME, published_version, train
 
 REPO_ROOT = PROJECT_ROOT.parent
+LIAR = "20991231T000003Z-7e7e7e"
 NO_FLOOR = {"PROMOTION_MIN_ACCURACY": "0", "PROMOTION_MAX_ACCURACY_DROP": "1"}
 
 
@@ -204,6 +206,9 @@ def test_a_backend_follows_its_environments_alias_through_the_model_sync(registr
             "MODEL_DIR": str(models),
             "SYNC_INTERVAL_S": "1",
             "SYNC_METRICS_PORT": str(metrics_port),
+            # The tiny training run scores ~0.15; the gate's other checks (what a version declares,
+            # its speed, its outputs) still hold it to what it is.
+            "SYNC_MIN_ACCURACY": "0",
         },
     )
     backend = start_backend(models, tmp_path, ENVIRONMENT="dev", MODEL_RELOAD_INTERVAL_S="0.5")
@@ -224,6 +229,20 @@ def test_a_backend_follows_its_environments_alias_through_the_model_sync(registr
         assert promote(registry, corrupt, "--to", "staging", env=NO_FLOOR).returncode == 0
         wait_until(lambda: sync_metric(metrics_port, "refused") >= 1, 30, "the sync to refuse the corrupted version")
         assert served_version(backend.url) == ids["1"]  # the refused version never reached the backend
+
+        # A version that says 7 to everything and declares 0.999, moved into place over the
+        # registry's REST API (no promote, no guard): the sync runs it on held-out digits first.
+        liars = tmp_path / "liars"
+        shutil.copytree(registry["models"] / ids["1"], liars / ids["1"])
+        metrics = json.loads((liars / ids["1"] / "metadata.json").read_text())["metrics"]
+        liar_id = publish_graph(
+            liars, ids["1"], constant_seven_graph(), LIAR, metrics={**metrics, "test_accuracy": 0.999}
+        )
+        liar, _ = register_folder(client, liars / liar_id, MODEL_NAME, MODEL_NAME)
+        client.set_registered_model_alias(MODEL_NAME, "staging", liar)
+        wait_until(lambda: sync_metric(metrics_port, "refused") >= 2, 30, "the sync to refuse the lying version")
+        assert served_version(backend.url) == ids["1"]
+        promote(registry, "1", "--to", "staging", env=NO_FLOOR)
         load.stop()
     finally:
         backend.stop()
@@ -233,5 +252,6 @@ def test_a_backend_follows_its_environments_alias_through_the_model_sync(registr
     assert load.sent > 50 and load.failures == [], f"{len(load.failures)} of {load.sent} failed: {load.failures[:5]}"
     assert load.versions == {ids["1"], ids["2"]}
     assert (models / "CURRENT").read_text().strip() == ids["1"]
-    assert not (models / "20991231T000002Z-c0ffee").exists()
+    assert not (models / "20991231T000002Z-c0ffee").exists() and not (models / LIAR).exists()
     assert "refused: mnist-cnn@staging = version" in sync.log() and "does not match onnx_sha256" in sync.log()
+    assert "declares test accuracy 0.9990 but scores 0.1000 on 1000 held-out digits" in sync.log()

@@ -19,11 +19,16 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from mnist_backend.model_behaviour import Behaviour, BehaviourError, check_behaviour
 from mnist_backend.model_contract import MetadataError, ModelMetadata, parse_metadata
 
 logger = logging.getLogger(__name__)
 
 CURRENT_FILENAME = "CURRENT"
+# A version's metadata is a few kilobytes; /api/v1/model/info serves it whole, the page on every rerun.
+MAX_METADATA_BYTES = 1024 * 1024
+# The held-out digits a version is run on when it loads: 10 of each (~1 ms); the model sync runs all 1,000.
+LOAD_CHECK_DIGITS_PER_CLASS = 10
 
 
 class ModelLoadError(RuntimeError):
@@ -37,6 +42,7 @@ class LoadedModel:
     session: ort.InferenceSession = field(repr=False)
     mean: np.float32
     std: np.float32
+    behaviour: Behaviour
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -77,21 +83,28 @@ def resolve_version(model_dir: Path, requested: str | None) -> str:
 
 
 def load_model_version(
-    model_dir: Path, requested_version: str | None = None, intra_op_threads: int = 1, inter_op_threads: int = 1
+    model_dir: Path,
+    requested_version: str | None = None,
+    intra_op_threads: int = 1,
+    inter_op_threads: int = 1,
+    max_inference_ms: float = 50.0,
+    check_digits_per_class: int | None = LOAD_CHECK_DIGITS_PER_CLASS,
 ) -> LoadedModel:
     """Load, verify and open one version; raise ``ModelLoadError`` with the reason otherwise.
 
-    Checks: metadata is valid JSON and meets the schema version it names, as this service
-    ships it (the version's own ``metadata.schema.json`` is informative only), the ONNX file
-    matches the fingerprint in the metadata (catches truncated or swapped files), and the
-    graph's input/output names are the ones the metadata promises.
+    Checks: metadata is valid JSON of at most ``MAX_METADATA_BYTES`` and meets the schema
+    version it names, as this service ships it (the version's own ``metadata.schema.json`` is
+    informative only), the ONNX file matches the fingerprint in the metadata (catches truncated
+    or swapped files), the graph's input/output names are the ones the metadata promises, and
+    the graph behaves on real held-out digits (``model_behaviour``: ``[N, 10]`` finite outputs,
+    one digit within ``max_inference_ms``); ``check_digits_per_class`` None runs all 1,000.
     """
     version = resolve_version(model_dir, requested_version)
     version_dir = model_dir / version
     if "/" in version or version.startswith(".") or not version_dir.is_dir():
         raise ModelLoadError(f"model version {version!r} not found in {model_dir}")
     try:
-        metadata = parse_metadata(_read_json(version_dir / "metadata.json"))
+        metadata = parse_metadata(_read_json(version_dir / "metadata.json", MAX_METADATA_BYTES))
     except MetadataError as error:
         raise ModelLoadError(f"{version}: {error}") from None
     if metadata.version != version:
@@ -117,11 +130,23 @@ def load_model_version(
     ]:
         raise ModelLoadError(f"{model_path} does not have input {input_name!r} and output {output_name!r}")
     mean, std = np.float32(metadata.mean), np.float32(metadata.std)
-    return LoadedModel(version=version, contract=metadata, session=session, mean=mean, std=std)
 
+    def logits_of(inputs: np.ndarray) -> np.ndarray:
+        return session.run([output_name], {input_name: inputs})[0]
 
-def _read_json(path: Path) -> object:
     try:
+        behaviour = check_behaviour(logits_of, metadata.mean, metadata.std, max_inference_ms, check_digits_per_class)
+    except BehaviourError as error:
+        raise ModelLoadError(f"{version} misbehaves on held-out digits: {error}") from None
+    except Exception as error:  # ORT raises its own exception types for graphs that fail at run time
+        raise ModelLoadError(f"{version} fails on held-out digits: {type(error).__name__}: {error}") from None
+    return LoadedModel(version=version, contract=metadata, session=session, mean=mean, std=std, behaviour=behaviour)
+
+
+def _read_json(path: Path, max_bytes: int | None = None) -> object:
+    try:
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            raise ModelLoadError(f"{path} is {size} bytes; at most {max_bytes} are read")
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelLoadError(f"{path} is missing") from None
@@ -140,11 +165,17 @@ class ModelHolder:
     """
 
     def __init__(
-        self, model_dir: Path, requested_version: str | None, intra_op_threads: int, inter_op_threads: int
+        self,
+        model_dir: Path,
+        requested_version: str | None,
+        intra_op_threads: int,
+        inter_op_threads: int,
+        max_inference_ms: float = 50.0,
     ) -> None:
         self.model_dir = model_dir
         self.requested_version = requested_version
         self._threads = (intra_op_threads, inter_op_threads)
+        self._max_inference_ms = max_inference_ms
         self._lock = threading.Lock()
         self.model: LoadedModel | None = None
         self.not_ready_reason: str | None = "model not loaded yet"
@@ -155,7 +186,9 @@ class ModelHolder:
         with self._lock:
             started = time.perf_counter()
             try:
-                model = load_model_version(self.model_dir, self.requested_version, *self._threads)
+                model = load_model_version(
+                    self.model_dir, self.requested_version, *self._threads, self._max_inference_ms
+                )
             except Exception as error:  # whatever a version holds, the service stays up, not ready
                 if not isinstance(error, ModelLoadError):
                     error = ModelLoadError(f"unexpected {type(error).__name__} while loading: {error}")
@@ -167,9 +200,12 @@ class ModelHolder:
             previous = self.model.version if self.model else None
             self.model, self.not_ready_reason, self.last_error = model, None, None
             logger.info(
-                "serving model version %s (test accuracy %.4f, previous %s, loaded in %.0f ms)",
+                "serving model version %s (test accuracy %.4f, %.4f on %d held-out digits at load, previous %s, "
+                "loaded in %.0f ms)",
                 model.version,
                 model.test_accuracy,
+                model.behaviour.accuracy,
+                model.behaviour.digits,
                 previous,
                 (time.perf_counter() - started) * 1000,
                 extra={"event": "model_loaded", "model_version": model.version},

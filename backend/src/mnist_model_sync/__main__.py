@@ -3,7 +3,9 @@
 Settings (environment): MLFLOW_TRACKING_URI (the tracking server), MLFLOW_TRACKING_USERNAME and
 MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_PASSWORD_FILE, MODEL_NAME (mnist-cnn), MODEL_ALIAS
 (staging, production, canary, ...; or a registry version number to pin one), MODEL_DIR (/models),
-SYNC_INTERVAL_S (30), SYNC_METRICS_PORT (9101; 0: none), KEEP_VERSIONS (5).
+SYNC_INTERVAL_S (30), SYNC_METRICS_PORT (9101; 0: none), KEEP_VERSIONS (5), and the behaviour gate
+every version passes on the held-out digits before it is published: SYNC_MIN_ACCURACY (0.5),
+SYNC_ACCURACY_TOLERANCE (0.05 below the test accuracy it declares), MAX_INFERENCE_MS (50).
 ``--once``: one look, exit 0 when MODEL_DIR holds the alias's version (the init step); otherwise
 a look every SYNC_INTERVAL_S, forever (the sidecar).
 """
@@ -21,6 +23,7 @@ from prometheus_client import Counter, Gauge, start_http_server
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mnist_model_sync.publish import BehaviourGate
 from mnist_model_sync.registry import RegistryClient, RegistryError
 from mnist_model_sync.sync import Outcome, sync_once
 
@@ -48,6 +51,12 @@ class SyncSettings(BaseSettings):
     sync_interval_s: float = Field(30, gt=0)
     sync_metrics_port: int = Field(9101, ge=0, le=65535)
     keep_versions: int = Field(5, ge=1)
+    sync_min_accuracy: float = Field(0.5, ge=0, le=1)
+    sync_accuracy_tolerance: float = Field(0.05, ge=0, le=1)
+    max_inference_ms: float = Field(50.0, gt=0)
+
+    def gate(self) -> BehaviourGate:
+        return BehaviourGate(self.sync_min_accuracy, self.sync_accuracy_tolerance, self.max_inference_ms)
 
     def password(self) -> str:
         if self.mlflow_tracking_password_file:
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     look = (settings.model_name, settings.model_alias, settings.model_dir, settings.keep_versions)
     if args.once:
-        outcome = sync_once(client, *look)
+        outcome = sync_once(client, *look, gate=settings.gate())
         record(outcome, settings.model_alias)
         print(f"model-sync: {outcome.result}: {outcome.detail}", file=sys.stderr)
         return 0 if outcome.result in ("published", "unchanged") else 1
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
         try:
-            outcome = sync_once(client, *look, refused)
+            outcome = sync_once(client, *look, refused, settings.gate())
         except Exception as error:  # the sidecar outlives a bad answer; the next look may work
             logger.exception("unexpected failure")
             outcome = Outcome("unavailable", f"unexpected {type(error).__name__}: {error}")

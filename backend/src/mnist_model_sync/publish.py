@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_backend.model import CURRENT_FILENAME, ModelLoadError, load_model_version, resolve_version
@@ -14,6 +15,19 @@ INCOMING = ".incoming"  # dot folders are never served (the loader refuses names
 
 class VerificationError(ValueError):
     """A downloaded version that must not be served; the reason names the check that failed."""
+
+
+@dataclass(frozen=True)
+class BehaviourGate:
+    """What a version must do on all 1,000 held-out digits the serving image carries, whatever
+    its tags or its metadata say (an alias moved over the registry's API skips every client-side
+    guard): score at least ``min_accuracy``, within ``tolerance`` of the test accuracy it
+    declares (a constant-7 model that declares 0.999 scores 0.1), one digit within
+    ``max_inference_ms``."""
+
+    min_accuracy: float = 0.5
+    tolerance: float = 0.05
+    max_inference_ms: float = 50.0
 
 
 def current_version(model_dir: Path) -> str | None:
@@ -32,13 +46,28 @@ def incoming_dir(model_dir: Path, version_id: str) -> Path:
     return target
 
 
-def verify(downloaded: Path, expected_onnx_sha256: str) -> None:
+def verify(downloaded: Path, expected_onnx_sha256: str, gate: BehaviourGate | None = None) -> None:
     """Everything the backend checks when it loads (schema, sha256 of model.onnx, the graph's
-    input and output), and that the files are the ones the registry recorded."""
+    input and output, its behaviour on held-out digits), that the files are the ones the
+    registry recorded, and the ``gate`` on all held-out digits."""
+    gate = gate or BehaviourGate()
     try:
-        model = load_model_version(downloaded.parent, downloaded.name)
+        model = load_model_version(
+            downloaded.parent, downloaded.name, max_inference_ms=gate.max_inference_ms, check_digits_per_class=None
+        )
     except ModelLoadError as error:
         raise VerificationError(str(error)) from None
+    measured, declared = model.behaviour.accuracy, model.test_accuracy
+    if measured < gate.min_accuracy:
+        raise VerificationError(
+            f"accuracy {measured:.4f} on {model.behaviour.digits} held-out digits is below {gate.min_accuracy:g} "
+            "(SYNC_MIN_ACCURACY)"
+        )
+    if declared - measured > gate.tolerance:
+        raise VerificationError(
+            f"declares test accuracy {declared:.4f} but scores {measured:.4f} on {model.behaviour.digits} held-out "
+            f"digits (more than {gate.tolerance:g} below, SYNC_ACCURACY_TOLERANCE)"
+        )
     if expected_onnx_sha256 and model.contract.onnx_sha256 != expected_onnx_sha256:
         raise VerificationError(
             f"metadata.json's onnx_sha256 {model.contract.onnx_sha256[:12]}… is not the registered "

@@ -10,9 +10,22 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from http.client import HTTPResponse
 from pathlib import Path
 
 ARTIFACTS_SCHEME = "mlflow-artifacts:"
+# What a version folder may hold (training publishes these) and how large each may be: the sync
+# downloads nothing else and stops reading a file at its cap, whatever the listing claims.
+MiB = 1024 * 1024
+ALLOWED_FILES = {
+    "model.onnx": 64 * MiB,  # the default CNN is 0.9 MB
+    "metadata.json": 1 * MiB,  # what the backend reads (MAX_METADATA_BYTES)
+    "metadata.schema.json": 1 * MiB,
+    "metrics.json": 1 * MiB,
+    "confusion_matrix.png": 4 * MiB,
+}
+MAX_VERSION_BYTES = 72 * MiB
+_CHUNK = 256 * 1024
 
 
 class RegistryError(RuntimeError):
@@ -45,18 +58,39 @@ class RegistryClient:
             token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
 
-    def _get(self, route: str, **query: str) -> bytes:
+    def _open(self, route: str, **query: str) -> HTTPResponse:
         url = f"{self.base}{route}" + (f"?{urllib.parse.urlencode(query)}" if query else "")
         # The scheme is http(s) only: __init__ refuses anything else.
         request = urllib.request.Request(url, headers=self._headers)  # noqa: S310  # nosec B310
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310
-                return response.read()
+            return urllib.request.urlopen(request, timeout=self.timeout)  # noqa: S310  # nosec B310
         except urllib.error.HTTPError as error:
             detail = error.read(500).decode(errors="replace")
             raise RegistryError(f"{route} answered {error.code}: {detail}") from None
         except (urllib.error.URLError, OSError) as error:
             raise RegistryError(f"{self.base} cannot be reached: {getattr(error, 'reason', error)}") from None
+
+    def _get(self, route: str, **query: str) -> bytes:
+        with self._open(route, **query) as response:
+            try:
+                return response.read()
+            except OSError as error:
+                raise RegistryError(f"{route}: the answer broke off: {error}") from None
+
+    def _save(self, route: str, target: Path, limit: int) -> int:
+        """Stream one file to ``target`` in chunks, never past ``limit`` bytes; its size."""
+        written = 0
+        with self._open(route) as response:
+            try:
+                with target.open("wb") as out:
+                    while chunk := response.read(_CHUNK):
+                        written += len(chunk)
+                        if written > limit:
+                            raise ContractViolationError(f"{target.name} is larger than {limit} bytes")
+                        out.write(chunk)
+            except OSError as error:
+                raise RegistryError(f"{target.name} could not be downloaded into {target.parent}: {error}") from None
+        return written
 
     def _json(self, route: str, **query: str) -> dict:
         return json.loads(self._get(route, **query))
@@ -74,7 +108,8 @@ class RegistryClient:
         return _version(self._json("/api/2.0/mlflow/model-versions/get", name=name, version=version)["model_version"])
 
     def download(self, version: RegisteredVersion, target: Path) -> list[str]:
-        """Every file of the version's artifact folder into ``target``; their names."""
+        """The version's contract files (``ALLOWED_FILES``) into ``target``; their names. A file
+        outside the list, or one over its cap or the version's, refuses the version."""
         if not version.source.startswith(ARTIFACTS_SCHEME):
             raise RegistryError(
                 f"version {version.version}'s artifacts are at {version.source}: only a tracking server's "
@@ -82,15 +117,27 @@ class RegistryClient:
             )
         root = version.source[len(ARTIFACTS_SCHEME) :].lstrip("/")
         listing = self._json("/api/2.0/mlflow-artifacts/artifacts", path=root).get("files", [])
-        names = []
+        unexpected = sorted(Path(e["path"]).name for e in listing if Path(e["path"]).name not in ALLOWED_FILES)
+        if unexpected:
+            raise ContractViolationError(
+                f"the version holds files outside the model contract: {', '.join(unexpected)[:200]} "
+                f"(allowed: {', '.join(ALLOWED_FILES)})"
+            )
+        names, total = [], 0
         for entry in listing:
             name = Path(entry["path"]).name
-            if entry.get("is_dir") or name in ("", ".", ".."):
-                continue  # the contract is flat: model.onnx, metadata.json, ...
+            if entry.get("is_dir"):
+                raise ContractViolationError(f"{name} is a folder; the model contract is flat")
             quoted = urllib.parse.quote(f"{root}/{name}")
-            (target / name).write_bytes(self._get(f"/api/2.0/mlflow-artifacts/artifacts/{quoted}"))
+            total += self._save(f"/api/2.0/mlflow-artifacts/artifacts/{quoted}", target / name, ALLOWED_FILES[name])
+            if total > MAX_VERSION_BYTES:
+                raise ContractViolationError(f"the version's files are larger than {MAX_VERSION_BYTES} bytes together")
             names.append(name)
         return names
+
+
+class ContractViolationError(ValueError):
+    """A version whose files break the sync's caps (names, sizes, a folder): refused, never retried."""
 
 
 def _version(document: dict) -> RegisteredVersion:

@@ -7,8 +7,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_model_sync.publish import INCOMING, VerificationError, current_version, incoming_dir, publish, verify
-from mnist_model_sync.registry import RegistryClient, RegistryError
+from mnist_model_sync.publish import (
+    INCOMING,
+    BehaviourGate,
+    VerificationError,
+    current_version,
+    incoming_dir,
+    publish,
+    verify,
+)
+from mnist_model_sync.registry import ContractViolationError, RegistryClient, RegistryError
 
 logger = logging.getLogger("mnist_model_sync")
 
@@ -22,7 +30,13 @@ class Outcome:
 
 
 def sync_once(
-    client: RegistryClient, model_name: str, alias: str, model_dir: Path, keep: int = 5, refused: set[str] | None = None
+    client: RegistryClient,
+    model_name: str,
+    alias: str,
+    model_dir: Path,
+    keep: int = 5,
+    refused: set[str] | None = None,
+    gate: BehaviourGate | None = None,
 ) -> Outcome:
     """Never raises for what the registry or a version does wrong: the outcome says it, and the
     version already in ``model_dir`` keeps serving. ``alias`` may also be a registry version
@@ -48,12 +62,16 @@ def sync_once(
     try:
         target = incoming_dir(model_dir, version_id)
         client.download(registered, target)
-        verify(target, registered.tags.get("onnx_sha256", ""))
-    except RegistryError as error:
+        verify(target, registered.tags.get("onnx_sha256", ""), gate)
+    except RegistryError as error:  # the registry or the disk failed: the next look tries again
+        shutil.rmtree(model_dir / INCOMING, ignore_errors=True)
         return Outcome("unavailable", f"{label}: {error}", version_id, registered.version)
-    except VerificationError as error:
+    except (VerificationError, ContractViolationError) as error:
         shutil.rmtree(model_dir / INCOMING, ignore_errors=True)
         refused.add(registered.version)
         return Outcome("refused", f"{label}: {error}", version_id, registered.version)
+    except BaseException:
+        shutil.rmtree(model_dir / INCOMING, ignore_errors=True)
+        raise
     publish(model_dir, target, keep)
     return Outcome("published", label, version_id, registered.version)

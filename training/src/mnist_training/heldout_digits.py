@@ -1,9 +1,11 @@
-"""Write training's held-out test split to the file the other test suites read.
+"""Write training's held-out test split to the file serving carries.
 
-The backend's property tests judge the serving preprocessing on real digits the model never
-trained on; they cannot load MNIST through training. This writes the default data settings'
-test split (1,000 images, 100 per digit) as a compressed NumPy file; a training test fails when
-the file and the split differ, naming this command:
+The backend runs every model version on real digits it never trained on before the version
+serves (``mnist_backend.model_behaviour``), and its property tests judge the serving
+preprocessing on them; neither can load MNIST through training. This writes the default data
+settings' test split (1,000 images, 100 per digit) as a compressed NumPy file into the
+backend's package; a training test fails when the file and the split differ, naming this
+command:
 
     cd training && python -m mnist_training.heldout_digits
 """
@@ -18,7 +20,7 @@ import numpy as np
 from mnist_training.parameters import DataParams
 from mnist_training.pipelines.data.nodes import load_mnist, stratified_split
 
-HELDOUT_FILE = Path(__file__).resolve().parents[3] / "tools/testkit/src/mnist_testkit/data/mnist_test_split.npz"
+HELDOUT_FILE = Path(__file__).resolve().parents[3] / "backend/src/mnist_backend/data/heldout_digits.npz"
 
 
 def default_test_split() -> dict[str, np.ndarray]:

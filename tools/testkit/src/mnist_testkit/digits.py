@@ -3,8 +3,9 @@
 One per class: the drawing page ships them (its "try a real MNIST test digit" examples), so they
 live in its package; the test suites, the benchmark and the deploy smoke test
 (``scripts/digit_request.py``) read that same file. All 1,000: training's default test split,
-written by ``python -m mnist_training.heldout_digits`` (a training test keeps it equal to the
-split). Values are 0..255, white digit on black, 28 rows of 28.
+which serving carries to run each model version on before it serves (written by
+``python -m mnist_training.heldout_digits``; a training test keeps it equal to the split).
+Values are 0..255, white digit on black, 28 rows of 28.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 DIGITS_FILE = REPO_ROOT / "frontend" / "src" / "mnist_frontend" / "example_digits.json"
-TEST_SPLIT_FILE = REPO_ROOT / "tools" / "testkit" / "src" / "mnist_testkit" / "data" / "mnist_test_split.npz"
+TEST_SPLIT_FILE = REPO_ROOT / "backend" / "src" / "mnist_backend" / "data" / "heldout_digits.npz"
 
 
 def load_digits() -> dict[int, list[list[int]]]:
