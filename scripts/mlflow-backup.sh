@@ -7,6 +7,8 @@
 # Writes DIR/mlflow-<env>-<UTC time>/ (DIR defaults to ./backups): mlflow.dump, mlflow_auth.dump
 # (when basic auth is on), artifacts.tar and SHA256SUMS. scripts/mlflow-restore.sh reads it back.
 set -euo pipefail
+# The dumps hold the registry's users and their password hashes: readable by their owner only.
+umask 077
 [[ -n "${DEBUG:-}" ]] && set -x
 # shellcheck source=lib/compose.sh
 source "$(dirname "$0")/lib/compose.sh"

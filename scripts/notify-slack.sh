@@ -62,7 +62,10 @@ text = f"{icon} Deploy of `{tag}` to *{environment}*: {status}"
 print(json.dumps({"text": text, "attachments": [attachment]}))
 PY
 )
-if curl -sS -f --max-time 10 -H 'Content-Type: application/json' --data "$payload" "$WEBHOOK" >/dev/null 2>"${TMPDIR:-/tmp}/notify-slack.err"; then
+# The webhook URL is the secret: it goes to curl on its standard input (a config line), never on
+# its command line, where any user of the machine can read it (ps, /proc/<pid>/cmdline).
+if printf 'url = "%s"\n' "$WEBHOOK" | curl -sS -f --max-time 10 -H 'Content-Type: application/json' --data "$payload" \
+  --config - >/dev/null 2>"${TMPDIR:-/tmp}/notify-slack.err"; then
   echo "Slack: notified ($ENVIRONMENT $TAG: $STATUS)"
 else
   echo "Slack: warning: the webhook did not accept the message ($(head -c 200 "${TMPDIR:-/tmp}/notify-slack.err")); continuing" >&2

@@ -174,7 +174,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-BENCH_API_KEY = "bench-key"  # pragma: allowlist secret - a throwaway key for the local benchmark server
+BENCH_API_KEY = "bench-key-local-server"  # pragma: allowlist secret - a throwaway key for the local benchmark server
 BATCH_CONNECTIONS = 4
 
 

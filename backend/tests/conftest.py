@@ -67,7 +67,7 @@ def mnist_digits() -> dict[int, np.ndarray]:
     return {digit: np.asarray(rows, dtype=np.uint8) for digit, rows in load_digits().items()}
 
 
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-long-enough"
 ADMIN_HEADERS = {"X-API-Key": ADMIN_KEY}
 
 

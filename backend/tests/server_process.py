@@ -34,19 +34,6 @@ class ServerProcess:
         assert "Application shutdown complete" in self.log_path.read_text()
 
 
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """Resident memory of a process now (VmRSS) or at its peak (VmHWM), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no {field} for process {pid}")
-
-
-def reset_peak_rss(pid: int) -> None:
-    """Start VmHWM afresh from the current RSS (Linux: clear_refs 5)."""
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
 def server_starter(tmp_path: Path) -> tuple[Callable[..., ServerProcess], list[ServerProcess]]:
     """``start(MODEL_DIR=..., **env)`` starts a real server; every one started is in the list."""
     servers: list[ServerProcess] = []

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from mnist_testkit.processes import reset_peak_rss, rss_bytes
 from mnist_testkit.waiting import wait_until
 from tests.hostile_images import as_base64, palette_bomb_png, rgba16_bomb_png, text_bomb_png
-from tests.server_process import reset_peak_rss, rss_bytes
 
 MB = 1024 * 1024
 BOMBS = {"1-bit palette + tRNS": palette_bomb_png(), "16-bit RGBA": rgba16_bomb_png()}
@@ -225,13 +225,14 @@ def test_an_abandoned_batch_stops_decoding(start_server, model_dir):
 
 
 def test_wrong_keys_from_one_address_end_in_429_and_are_counted_by_route(start_server, model_dir):
-    server = start_server(MODEL_DIR=str(model_dir), ENVIRONMENT="staging", API_KEYS="the-key", ACCESS_LOG="false")
+    key = "the-only-api-key-1"  # pragma: allowlist secret - a test key
+    server = start_server(MODEL_DIR=str(model_dir), ENVIRONMENT="staging", API_KEYS=key, ACCESS_LOG="false")
     url = server.url + "/api/v1/predict"
     statuses = [
         httpx.post(url, json={"image": [0.0] * 784}, headers={"X-API-Key": f"guess-{i}"}).status_code for i in range(20)
     ]
     assert statuses == [401] * 10 + [429] * 10
-    ok = httpx.post(url, json={"image": [0.0] * 784}, headers={"X-API-Key": "the-key"})
+    ok = httpx.post(url, json={"image": [0.0] * 784}, headers={"X-API-Key": key})
     assert ok.status_code == 200  # the valid key is not locked out with the guesser
     route = 'mnist_http_requests_total{method="POST",route="/api/v1/predict",status='
     assert metric(server, route + '"401"}') == 10
@@ -246,6 +247,40 @@ def test_oversized_headers_get_431_and_the_server_stays_up(start_server, model_d
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 431")
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_a_slow_body_is_cut_off_after_the_body_timeout(start_server, model_dir):
+    """Headers on time, then the body a byte at a time: staging serves without nginx's own timeout."""
+    server = start_server(MODEL_DIR=str(model_dir), BODY_TIMEOUT_S="1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        sock.sendall(b"Content-Length: 5000\r\n\r\n{")
+        reply = b""
+        for _ in range(20):  # a byte every 0.2 s: far short of 5,000 in time
+            time.sleep(0.2)
+            try:
+                sock.sendall(b" ")
+                sock.settimeout(0.01)
+                reply += sock.recv(4096)
+            except (TimeoutError, BlockingIOError):
+                continue
+            except OSError:
+                break
+            if reply:
+                break
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert b"the request body did not arrive within 1 s of its headers" in reply
+    assert elapsed < 3
+    ok = httpx.post(server.url + "/api/v1/predict", json={"image": [0.0] * 784})
+    assert ok.status_code == 200  # a body sent at once is untouched
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect_to_the_clients_host(start_server, model_dir):
+    server = start_server(MODEL_DIR=str(model_dir))
+    reply = httpx.get(server.url + "/api/v1/model/info/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert reply.status_code == 404 and "location" not in reply.headers
 
 
 def test_a_slowloris_client_is_cut_off_after_the_header_timeout(start_server, model_dir):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from mnist_testkit.waiting import free_port, wait_until
 from tests.api.test_model_and_health import copy_version
@@ -90,20 +91,27 @@ def test_missing_model_keeps_the_process_up_and_not_ready(start_server, tmp_path
     assert any(r.get("event") == "model_load_failed" for r in server.log_records())
 
 
-def test_staging_without_keys_refuses_to_start_with_a_clear_message(model_dir):
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"ENVIRONMENT": "staging", "API_KEYS": ""}, "ENVIRONMENT=staging needs API keys"),
+        ({"RATE_LIMIT": "banana"}, "rate_limit: 'banana' is not a rate such as '100/second'"),
+        ({"AUTH_FAILURE_LIMIT": "10 per minute please"}, "auth_failure_limit: '10 per minute please' is not a rate"),
+        (
+            {"ENVIRONMENT": "production", "API_KEYS": "a-long-enough-api-key,short"},  # pragma: allowlist secret
+            "API key 2 of 2 is shorter than 16 characters",
+        ),
+    ],
+)
+def test_a_bad_setting_refuses_to_start_with_a_clear_message(model_dir, settings, message):
     result = subprocess.run(
         [sys.executable, "-m", "mnist_backend"],
-        env={
-            **os.environ,
-            "MODEL_DIR": str(model_dir),
-            "ENVIRONMENT": "staging",
-            "API_KEYS": "",
-            "PORT": str(free_port()),
-        },
+        env={**os.environ, "MODEL_DIR": str(model_dir), "PORT": str(free_port()), **settings},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode != 0
-    assert "ENVIRONMENT=staging needs API keys" in result.stderr
+    assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert "short" not in result.stderr.replace("shorter", "")  # never the key itself

@@ -173,6 +173,29 @@ def test_the_page_has_its_own_rate_limit(edge, backends):
     assert backends["frontend"].requests  # the page is proxied to the frontend
 
 
+def test_one_client_cannot_hold_more_than_32_api_requests_open(edge, backends):
+    """Slow bodies count from their headers: the 33rd open request from one address is a 429,
+    and the budget comes back as they finish."""
+    context = ssl.create_default_context(cafile=str(edge.cert))
+    port = int(edge.https.rsplit(":", 1)[1])
+    held = []
+    try:
+        for _ in range(32):
+            sock = context.wrap_socket(
+                socket.create_connection(("127.0.0.1", port), timeout=5), server_hostname="127.0.0.1"
+            )
+            sock.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+            held.append(sock)
+        time.sleep(0.3)  # nginx has read every header
+        with edge.client() as client:
+            assert client.post(PREDICT, json=BODY).status_code == 429
+    finally:
+        for sock in held:
+            sock.close()
+    with edge.client() as client:
+        wait_until(lambda: client.post(PREDICT, json=BODY).status_code == 200, timeout=10, what="the budget to return")
+
+
 def test_one_request_id_from_the_edge_to_the_backend(edge, backends):
     with edge.client() as client:
         client.post(PREDICT, json=BODY, headers={"X-Request-ID": "trace-123"})

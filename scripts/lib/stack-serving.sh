@@ -183,3 +183,39 @@ EXPECTED=$STABLE_VERSION under_load rollback-production promote_and_wait --rollb
 scripts/promote-model.sh --rollback canary | sed 's/^/    | /'
 until [[ $(canary_serves) == "$CANARY_VERSION" ]]; do sleep 2; done
 check "promote-model.sh --rollback production: all 3 replicas serve $STABLE_VERSION again, 0 failed requests; the canary is back on $CANARY_VERSION"
+
+step "An alias moved by hand over MLflow's REST API (no promote, no guard) to a version that says 7 to everything while declaring 0.999: the sync refuses it"
+rm -rf "$WORK/liar" && mkdir -p "$WORK/liar"
+LIAR_VERSION=$("$PY" - "$WORK/models/$STABLE_VERSION" "$WORK/liar" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+from mnist_testkit.misbehaving_models import constant_seven_graph, publish_graph
+source, folder = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copytree(source, folder / source.name)
+metrics = json.loads((folder / source.name / "metadata.json").read_text())["metrics"]
+print(publish_graph(folder, source.name, constant_seven_graph(), "20991231T000000Z-7e7e7e", metrics={**metrics, "test_accuracy": 0.999}))
+PY
+) || fail "building the lying version failed"
+LIAR_REGISTERED=$(register_folder "$WORK/liar/$LIAR_VERSION")
+sync_refusals() {  # the production sync's refusal counter, read inside its container
+  docker exec "$("${COMPOSE_ARGS[@]}" ps -q model-sync)" python -c 'import urllib.request
+for line in urllib.request.urlopen("http://127.0.0.1:9101/metrics").read().decode().splitlines():
+    if line.startswith("mnist_model_sync_total{result=\"refused\"}"): print(int(float(line.split()[-1]))); break
+else: print(0)'
+}
+move_alias_by_hand() {  # set the production alias over REST, wait for the refusal, set it back
+  local before deadline=$((SECONDS + 90))
+  before=$(sync_refusals)
+  "$PY" -c 'import sys; from mlflow import MlflowClient; MlflowClient().set_registered_model_alias("mnist-cnn", "production", sys.argv[1])' "$LIAR_REGISTERED"
+  until [[ $(sync_refusals) -gt $before ]]; do
+    [[ $SECONDS -lt $deadline ]] || { echo "the sync did not refuse $LIAR_VERSION"; return 1; }
+    sleep 2
+  done
+  replicas_serve "$STABLE_VERSION" || { echo "a replica no longer serves $STABLE_VERSION"; return 1; }
+  "${COMPOSE_ARGS[@]}" logs --tail 20 model-sync | grep -F "accuracy 0.1000 on 1000 held-out digits is below 0.5" || return 1
+  "$PY" -c 'import sys; from mlflow import MlflowClient; MlflowClient().set_registered_model_alias("mnist-cnn", "production", sys.argv[1])' "$STABLE_REGISTERED"
+}
+under_load alias-moved-by-hand move_alias_by_hand
+[[ $LOAD_RC -eq 0 ]] || fail "the sync did not refuse a lying version moved into place by hand"
+[[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed while the alias named a lying version"
+check "alias moved by hand to $LIAR_VERSION: refused by the sync, all 3 replicas kept $STABLE_VERSION, 0 failed requests"

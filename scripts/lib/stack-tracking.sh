@@ -72,6 +72,8 @@ check_tracking_server() {
 
   scripts/mlflow-backup.sh "$env" --out "$WORK/backups" | sed 's/^/    | /'
   backup=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | sort | tail -n1)
+  readable=$(find "$backup" -perm /077 -printf '%p ')
+  [[ -z $readable ]] || fail "the backup is readable beyond its owner: $readable"
   "$PY" -c 'from mlflow import MlflowClient; MlflowClient().delete_registered_model("mnist-cnn")'
   [[ -z $(registered_versions) ]] || fail "deleting the registered model did not take"
   scripts/mlflow-restore.sh "$env" "$backup" --yes | sed 's/^/    | /'

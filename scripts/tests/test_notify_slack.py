@@ -81,3 +81,18 @@ def test_an_unknown_status_is_refused():
     result = run_script("notify-slack.sh", "--status", "maybe", "--environment", "dev", "--tag", "t")
     assert result.returncode == 2
     assert "--status must be success, failure or rolled-back" in result.stdout
+
+
+def test_the_webhook_never_appears_on_curls_command_line(receiver, tmp_path):
+    """Any user of the machine can read a process's arguments; the webhook URL is a secret."""
+    seen = tmp_path / "curl-arguments"
+    stand_in = tmp_path / "bin" / "curl"
+    stand_in.parent.mkdir()
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >>"{seen}"\nexec /usr/bin/curl "$@"\n')
+    stand_in.chmod(0o755)
+    env = {"SLACK_WEBHOOK": receiver.url, "PATH": f"{stand_in.parent}:/usr/bin:/bin"}
+    result = run_script("notify-slack.sh", "--status", "success", "--environment", "dev", "--tag", "t", env=env)
+    assert result.returncode == 0 and "Slack: notified" in result.stdout
+    assert len(receiver.received) == 1  # it still arrives
+    arguments = seen.read_text()
+    assert "--config" in arguments and receiver.url not in arguments and "127.0.0.1" not in arguments

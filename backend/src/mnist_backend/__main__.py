@@ -31,7 +31,7 @@ def main() -> None:
         # X-Forwarded-For is believed only from the proxies named in TRUSTED_PROXIES.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
-        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_s),
+        http=bounded_protocol(settings.max_header_bytes, settings.header_timeout_s, settings.body_timeout_s),
         loop=settings.event_loop,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         limit_concurrency=settings.max_connections,

@@ -7,7 +7,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse as parse_rate
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -16,6 +17,11 @@ class Environment(StrEnum):
     STAGING = "staging"
     PRODUCTION = "production"
 
+
+# Outside dev every API key must be at least this long: a short or dictionary key can be guessed
+# despite the failed-authentication limit (scripts/make-local-secrets.sh writes 24 random bytes,
+# 32 URL-safe characters).
+MIN_API_KEY_LENGTH = 16
 
 _COMMA_LISTS = ("api_keys", "api_keys_file", "admin_api_keys", "admin_api_keys_file", "cors_origins", "trusted_proxies")
 
@@ -72,6 +78,8 @@ class Settings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line + headers; more get 431")
     header_timeout_s: float = Field(10.0, gt=0, description="to receive a request's headers; then 408")
+    # nginx reads bodies for 10 s at the edge; staging and Kubernetes reach the backend directly.
+    body_timeout_s: float = Field(30.0, gt=0, description="to receive a body once its headers are in; then 408")
     # Above the idle time of every client that keeps connections here (nginx and the page: 3 s; on
     # Kubernetes ingress-nginx's 60 s, so k8s/base sets 75): the side that closes an idle
     # connection must be the one that would send on it.
@@ -80,6 +88,9 @@ class Settings(BaseSettings):
 
     ort_intra_op_threads: int = Field(1, ge=0, description="0 lets ONNX Runtime choose")
     ort_inter_op_threads: int = Field(1, ge=0)
+    # A version is run on held-out digits when it loads; ~0.1 ms a digit here, so 50 refuses only
+    # a graph that would stall the service (one that loops for seconds), even on a busy machine.
+    max_inference_ms: float = Field(50.0, gt=0, description="one digit alone, at load; slower versions are refused")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
@@ -97,6 +108,16 @@ class Settings(BaseSettings):
                 values[key] = [item.strip() for item in raw.split(",") if item.strip()]
         return values
 
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _is_a_rate(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse_rate(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a rate such as '100/second' or '600/minute'") from None
+        return value
+
     @model_validator(mode="after")
     def _image_limits_agree(self) -> Settings:
         if self.max_image_pixels > self.max_batch_pixels:
@@ -112,6 +133,15 @@ class Settings(BaseSettings):
                 f"ENVIRONMENT={self.environment.value} needs API keys: set API_KEYS or API_KEYS_FILE "
                 "(refusing to start an unauthenticated service outside dev)"
             )
+        if self.environment != Environment.DEV:
+            for kind, keys in (("API", self.all_api_keys), ("admin API", self.all_admin_api_keys)):
+                short = [index for index, key in enumerate(keys, start=1) if len(key) < MIN_API_KEY_LENGTH]
+                if short:
+                    raise ValueError(
+                        f"{kind} key {short[0]} of {len(keys)} is shorter than {MIN_API_KEY_LENGTH} characters; "
+                        f"ENVIRONMENT={self.environment.value} needs keys that cannot be guessed "
+                        "(scripts/make-local-secrets.sh writes 32-character ones)"
+                    )
         return self
 
     @cached_property

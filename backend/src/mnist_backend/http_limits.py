@@ -1,11 +1,13 @@
-"""uvicorn's httptools protocol with the two limits it lacks: header size and header time.
+"""uvicorn's httptools protocol with the limits it lacks: header size, header time, body time.
 
 httptools (uvicorn's fast parser) buffers a request's headers without bound and waits for
-them forever, so a 32 MiB header or a slowloris client holding connections open costs the
-service memory and sockets. h11 bounds the size but is several times slower. This subclass
-keeps httptools and answers 431 past ``max_header_bytes`` and 408 when a request's headers
-take longer than ``header_timeout_s`` (counted from connection or from the request's first
-byte). Idle keep-alive connections are uvicorn's own ``timeout_keep_alive``.
+them, and for the body, forever, so a 32 MiB header or a slowloris client holding connections
+open costs the service memory and sockets. h11 bounds the size but is several times slower.
+This subclass keeps httptools and answers 431 past ``max_header_bytes``, 408 when a request's
+headers take longer than ``header_timeout_s`` (counted from connection or from the request's
+first byte) and 408 when its body takes longer than ``body_timeout_s`` after the headers (the
+edge bounds both, but staging and Kubernetes reach the backend without it). Idle keep-alive
+connections are uvicorn's own ``timeout_keep_alive``.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_header_bytes = 16 * 1024
     header_timeout_s = 10.0
+    body_timeout_s = 30.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_bytes = 0
         self._awaiting_headers = True
         self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        self._disarm_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -48,10 +53,32 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers = False
         self._disarm_header_timer()
         super().on_headers_complete()
+        # Until the whole message is in (at once, for a request without a body).
+        self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._disarm_body_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         self._awaiting_headers, self._header_bytes = True, 0
+        self._disarm_body_timer()
         super().on_response_complete()
+
+    def _disarm_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing():
+            return
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and cycle.response_started:  # too late for a status: just let go
+            self.transport.close()
+            return
+        self._refuse(408, f"the request body did not arrive within {self.body_timeout_s:g} s of its headers")
 
     def _arm_header_timer(self) -> None:
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
@@ -78,10 +105,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def bounded_protocol(max_header_bytes: int, header_timeout_s: float) -> type[BoundedHttpToolsProtocol]:
+def bounded_protocol(
+    max_header_bytes: int, header_timeout_s: float, body_timeout_s: float = 30.0
+) -> type[BoundedHttpToolsProtocol]:
     """The protocol class uvicorn instantiates per connection, with these limits."""
     return type(
         "BoundedHttpToolsProtocol",
         (BoundedHttpToolsProtocol,),
-        {"max_header_bytes": max_header_bytes, "header_timeout_s": header_timeout_s},
+        {"max_header_bytes": max_header_bytes, "header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
     )

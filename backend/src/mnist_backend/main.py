@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = ServiceMetrics()
     metrics.set_resource_limits(memory_limit_bytes(), cpu_limit_cores())
     holder = ModelHolder(
-        settings.model_dir, settings.model_version, settings.ort_intra_op_threads, settings.ort_inter_op_threads
+        settings.model_dir,
+        settings.model_version,
+        settings.ort_intra_op_threads,
+        settings.ort_inter_op_threads,
+        settings.max_inference_ms,
     )
 
     def load_model() -> LoadedModel | None:
@@ -83,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # No route ends in "/": a redirect to the slash-less path would build its Location from
+        # the client's Host header, a redirect to wherever the client names (404 instead).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -15,7 +15,7 @@ IMAGE = {"image": [0.0] * 784}
 
 @pytest.fixture
 def secured(model_dir):
-    settings = make_settings(model_dir, environment="staging", api_keys="key-one, key-two")
+    settings = make_settings(model_dir, environment="staging", api_keys="first-client-key-1, second-client-key-2")
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -27,12 +27,12 @@ def test_missing_key_is_a_401(secured):
 
 
 def test_wrong_key_is_a_401(secured):
-    response = secured.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "key-three"})
+    response = secured.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": "third-client-key-3"})
     assert response.status_code == 401
     assert response.json()["detail"] == "invalid API key"
 
 
-@pytest.mark.parametrize("key", ["key-one", "key-two"])
+@pytest.mark.parametrize("key", ["first-client-key-1", "second-client-key-2"])
 def test_any_configured_key_is_accepted(secured, key):
     assert secured.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": key}).status_code == 200
     assert secured.get("/api/v1/model/info", headers={"X-API-Key": key}).status_code == 200
@@ -51,21 +51,22 @@ def test_openapi_declares_the_api_key(secured):
 
 def test_keys_can_come_from_several_files(model_dir, tmp_path):
     clients, page = tmp_path / "api_keys", tmp_path / "frontend_api_key"
-    clients.write_text("# comment\nclient-key\n\n")
-    page.write_text("page-key\n")
+    clients.write_text("# comment\nthe-client-api-key\n\n")
+    page.write_text("the-page-api-key-1\n")
     settings = make_settings(model_dir, environment="production", api_keys_file=f"{clients},{page}")
     with TestClient(create_app(settings)) as client:
-        for key in ("client-key", "page-key"):
+        for key in ("the-client-api-key", "the-page-api-key-1"):
             assert client.post("/api/v1/predict", json=IMAGE, headers={"X-API-Key": key}).status_code == 200
 
 
 def test_admin_operations_need_an_admin_key(model_dir):
-    settings = make_settings(model_dir, environment="staging", api_keys="client-key", admin_api_keys="admin-key")
+    keys = {"api_keys": "the-client-api-key", "admin_api_keys": "the-admin-api-key1"}  # pragma: allowlist secret
+    settings = make_settings(model_dir, environment="staging", **keys)
     with TestClient(create_app(settings)) as client:
-        ordinary = client.post("/api/v1/admin/reload", headers={"X-API-Key": "client-key"})
+        ordinary = client.post("/api/v1/admin/reload", headers={"X-API-Key": "the-client-api-key"})
         assert ordinary.status_code == 403 and "may not call admin operations" in ordinary.json()["detail"]
         assert client.post("/api/v1/admin/reload").status_code == 401
-        admin = {"X-API-Key": "admin-key"}  # pragma: allowlist secret - a test key
+        admin = {"X-API-Key": "the-admin-api-key1"}  # pragma: allowlist secret - a test key
         assert client.post("/api/v1/admin/reload", headers=admin).status_code == 200
         # An admin key is not an API key: it cannot predict.
         assert client.post("/api/v1/predict", json=IMAGE, headers=admin).status_code == 401
@@ -76,10 +77,10 @@ def test_admin_operations_need_an_admin_key(model_dir):
     [("staging", "127.0.0.1", 403), ("dev", "172.17.0.1", 403), ("dev", "127.0.0.1", 200), ("dev", "::1", 200)],
 )
 def test_without_admin_keys_only_dev_on_this_machine_may_reload(model_dir, environment, address, status):
-    keys = {"api_keys": "client-key"} if environment != "dev" else {}  # pragma: allowlist secret - a test key
+    keys = {"api_keys": "the-client-api-key"} if environment != "dev" else {}  # pragma: allowlist secret - a test key
     settings = make_settings(model_dir, environment=environment, admin_api_keys="", **keys)
     with TestClient(create_app(settings), client=(address, 50000)) as client:
-        reply = client.post("/api/v1/admin/reload", headers={"X-API-Key": "client-key"})
+        reply = client.post("/api/v1/admin/reload", headers={"X-API-Key": "the-client-api-key"})
     assert reply.status_code == status
     if status == 403:
         assert "admin operations are disabled: set ADMIN_API_KEYS" in reply.json()["detail"]
@@ -136,8 +137,15 @@ def test_rate_limit_is_per_api_key(model_dir):
 
 
 def test_bad_rate_limit_setting_is_refused_with_the_value(model_dir):
-    with pytest.raises(ValueError, match="RATE_LIMIT 'lots' is not a rate"):
-        create_app(make_settings(model_dir, rate_limit="lots"))
+    with pytest.raises(ValidationError, match="rate_limit\n  Value error, 'lots' is not a rate such as '100/second'"):
+        make_settings(model_dir, rate_limit="lots")
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_outside_dev_every_key_must_be_long_enough(model_dir, environment):
+    with pytest.raises(ValidationError, match="admin API key 1 of 1 is shorter than 16 characters"):
+        make_settings(model_dir, environment=environment, api_keys="the-client-api-key", admin_api_keys="admin")
+    make_settings(model_dir, environment="dev", api_keys="short", admin_api_keys="admin")  # dev: any key
 
 
 def test_cors_allows_only_configured_origins(model_dir):

@@ -14,7 +14,15 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_frontend.backend_client import BackendClient, BackendError, BackendStatus, Prediction
 from mnist_frontend.config import FrontendSettings
-from mnist_frontend.drawing import UploadError, canvas_png, enlarged, example_digit_png, png_base64, shrink_upload
+from mnist_frontend.drawing import (
+    CanvasExportError,
+    UploadError,
+    canvas_export_png,
+    enlarged,
+    example_digit_png,
+    png_base64,
+    shrink_upload,
+)
 
 CANVAS_SIDE = 280
 
@@ -116,21 +124,24 @@ def main() -> None:
         upload = st.file_uploader("…or upload a PNG/JPEG of a digit", type=["png", "jpg", "jpeg"])
         example = st.selectbox("…or try a real MNIST test digit", ["(none)", *map(str, range(10))], key="example_digit")
 
-    upload_error = None
+    input_error = None
     if upload is not None:
         try:
             png = shrink_upload(upload.getvalue())
         except UploadError as error:
-            png, upload_error = None, str(error)
+            png, input_error = None, str(error)
     elif example != "(none)":
         png = example_digit_png(int(example))
     else:
-        png = canvas_png(canvas.image_data)
+        try:  # the PNG bytes, checked before decoding: never the component's own image_data decode
+            png = canvas_export_png(canvas.image_bytes, CANVAS_SIDE)
+        except CanvasExportError as error:
+            png, input_error = None, str(error)
 
     with right:
         st.subheader("Prediction")
-        if upload_error:
-            st.warning(upload_error)
+        if input_error:
+            st.warning(input_error)
         elif png is None:
             st.info("Draw a digit on the canvas: the prediction appears when you lift the pen.")
         elif status.state == "unreachable":

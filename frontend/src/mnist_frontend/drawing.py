@@ -8,7 +8,7 @@ import json
 from importlib import resources
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, PngImagePlugin, UnidentifiedImageError
 
 # The canvas draws white ink on black; a pixel this bright anywhere means something was drawn.
 INK_LEVEL = 32
@@ -16,10 +16,17 @@ INK_LEVEL = 32
 # many pixels a side (the backend reduces to 20x20 anyway, and accepts 2 MP).
 MAX_UPLOAD_PIXELS = 24_000_000
 UPLOAD_SIDE = 560
+# PNG text chunks are inflated while a header is read (64 MiB an image by Pillow's default); the
+# page reads none of them. Process-wide, set once when the page's code is imported.
+PngImagePlugin.MAX_TEXT_CHUNK = PngImagePlugin.MAX_TEXT_MEMORY = 256 * 1024
 
 
 class UploadError(ValueError):
     """The upload cannot be used; the message is for the person at the page."""
+
+
+class CanvasExportError(ValueError):
+    """What came back as the canvas's drawing is not the canvas's PNG; the message is for the page."""
 
 
 def shrink_upload(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS, side: int = UPLOAD_SIDE) -> bytes:
@@ -52,6 +59,27 @@ def shrink_upload(data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS, side: int = 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def canvas_export_png(export: bytes | None, side: int) -> bytes | None:
+    """The canvas's own export (a PNG of exactly ``side`` x ``side``) as the PNG for the backend,
+    or None while it is blank.
+
+    The export comes from the browser, which anyone controls: anything else (another format,
+    another size, metadata beyond the caps) is refused from its header, before a pixel is
+    decoded. A 100 KB frame declaring 24 megapixels used to cost the page 400 MB.
+    """
+    if export is None:
+        return None
+    refused = CanvasExportError("The drawing could not be read; clear the canvas and draw again.")
+    try:
+        image = Image.open(io.BytesIO(export), formats=("PNG",))
+        if image.size != (side, side):
+            raise refused
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise refused from error
+    return canvas_png(np.asarray(image.convert("RGBA")))
 
 
 def canvas_png(image_data: np.ndarray | None) -> bytes | None:

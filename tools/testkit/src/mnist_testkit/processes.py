@@ -104,3 +104,16 @@ def start_mlflow_server(backend_store_uri: str, directory: Path, *options: str, 
         timeout=120,
         url=f"http://127.0.0.1:{port}",
     )
+
+
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process now (VmRSS) or at its peak (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM afresh from the current RSS (Linux: clear_refs 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
