@@ -87,14 +87,18 @@ bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (ne
 	@command -v wrk >/dev/null || scripts/install-system-deps.sh
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json $(BENCH_ARGS)
 
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the test suites use, when any is missing (needs root or sudo then)
+	@scripts/install-system-deps.sh
+
 .PHONY: test
-test: install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
+test: system-deps install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
 	@for c in $(TEST_SUITES); do \
 		echo "=== $$c tests ==="; \
 		(cd $$c && $(PY) -m pytest) || exit $$?; \
 	done
 
-# ---- The Docker stack (see README "Deploy"): ENV=dev|staging|production ----------------------
+# ---- The Docker stack (docs/deploy.md): ENV=dev|staging|production ----------------------
 ENV ?= dev
 STACK_ENVS := dev staging production
 
@@ -162,11 +166,12 @@ security: install $(SECURITY_STAMP) ## bandit, detect-secrets, pip-audit, checko
 SHELL_SCRIPTS := .ci/run $(wildcard scripts/*.sh scripts/lib/*.sh scripts/k8s/*.sh docker/offline/*.sh)
 
 .PHONY: lint
-lint: install ## Lint, type-check and check formatting (ruff, mypy, shellcheck)
+lint: install ## Lint, type-check and check formatting (ruff, mypy, shellcheck) and the docs' links
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck $(SHELL_SCRIPTS)
+	$(PY) scripts/check-docs.py
 
 .PHONY: format
 format: install ## Fix lint findings that are safe to fix and format the code

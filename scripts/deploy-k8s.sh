@@ -34,7 +34,7 @@ Options:
   --dry-run      render and validate with the server; change nothing
 Environment: KUBECONFIG / KUBE_CONTEXT (the cluster), API_KEYS_FILE (a key for the integration
 test; staging, production, ci), IMAGE_REPOSITORY, SLACK_WEBHOOK, KUBECTL (default kubectl).
-The Secrets the overlay names must exist in its namespace (README: Kubernetes).
+The Secrets the overlay names must exist in its namespace (docs/kubernetes.md).
 USAGE
 }
 

@@ -311,7 +311,7 @@ started_since() {  # service old-ids...: the containers of that service that are
 # or setting of any service); the rest keeps running. MLflow and its database are only started
 # if missing. The edge is never recreated here (that would drop every open connection): its
 # configuration arrives through reload_edge; a new nginx image, port or mount needs
-# `scripts/compose.sh production up -d --force-recreate nginx` (README: zero-downtime deploys).
+# `scripts/compose.sh production up -d --force-recreate nginx` (docs/deploy.md: zero-downtime deploys).
 update_other_services() {  # tag
   local services=() kept=(nginx) service
   for service in $(active_services); do

@@ -42,7 +42,8 @@ fi
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { echo "error: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null \
+    || { echo "error: missing system packages (${missing[*]}): run 'scripts/install-system-deps.sh' as root" >&2; exit 1; }
   SUDO="sudo"
 fi
 echo "system packages: installing ${missing[*]}"

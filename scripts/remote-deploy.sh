@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run deploy.sh on a remote host over SSH (the deploy workflow's last step). The host keeps a
-# checkout of this repository at DEPLOY_PATH, its secrets and its models (README: "A deploy
+# checkout of this repository at DEPLOY_PATH, its secrets and its models (docs/ci-cd.md: "A deploy
 # host"). Under the environment's deploy lock, this script logs the host in to the registry (when
 # credentials are given), moves the checkout to the commit being deployed and runs
 # `scripts/deploy.sh <env> --tag <tag>` there with the image repository it was given.

@@ -191,7 +191,7 @@ step "A deploy host's checkout, reached over a real SSH connection (sshd on 127.
 make_host_checkout "$HOST_CHECKOUT"
 start_sshd "$WORK/ssh" "$SSH_PORT" || fail "sshd did not start"
 check "host checkout at $(git -C "$HOST_CHECKOUT" rev-parse --short=12 HEAD); sshd with a throwaway host key and client key"
-# The host's own settings, as an operator keeps them (README: "A deploy host").
+# The host's own settings, as an operator keeps them (docs/ci-cd.md: "A deploy host").
 mkdir -p "$HOST_CHECKOUT/.deploy"
 for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MLFLOW_PASSWORD_FILE \
   POSTGRES_PASSWORD_FILE MODELS_PATH PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE \

@@ -1,6 +1,6 @@
 """Load a model version from the on-disk registry and run it with ONNX Runtime.
 
-The registry layout and ``metadata.json`` are the model contract (ARCHITECTURE.md). The
+The registry layout and ``metadata.json`` are the model contract (docs/architecture.md). The
 normalization that serving applies comes from the version's metadata, never from code;
 the rules that metadata must follow come from this package (``model_contract``).
 """

@@ -2,7 +2,7 @@
 so the robustness suite can send test digits through the same path real inputs take.
 
 The backend owns this contract (``backend/src/mnist_backend/preprocessing.py``, described in
-ARCHITECTURE.md); training imports nothing from it. Steps, as MNIST's authors did them: find
+docs/architecture.md); training imports nothing from it. Steps, as MNIST's authors did them: find
 the ink (inverting dark-on-light paper, taking off the paper's grey level, which ink touching
 the edges must not own), crop to the ink's bounding box, fit it into a 20x20 box keeping the
 aspect ratio, scale the strongest stroke to full white, paste it into 28x28 and shift it so its

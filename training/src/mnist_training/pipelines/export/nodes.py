@@ -116,7 +116,7 @@ def build_metadata(
     train_params: TrainParams,
     opset_version: int,
 ) -> dict[str, Any]:
-    """``metadata.json`` as the model contract in ARCHITECTURE.md describes it."""
+    """``metadata.json`` as the model contract in docs/architecture.md describes it."""
     import onnx
     import torchvision
 
