@@ -47,7 +47,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 MLFLOW_PORT ?= 5000
 
 .PHONY: train
-train: install ## Train the CNN, publish a version into models/, track and register it in MLflow (≈1.5 min; TRAIN_PARAMS=k=v,...; TRACKING=off)
+train: install ## Train the CNN, publish a version into models/, track and register it in MLflow (≈2 min; TRAIN_PARAMS=k=v,...; TRACKING=off)
 	cd training && $(PY) -m mnist_training $(if $(filter off,$(TRACKING)),--env untracked) \
 		--params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
 	@$(if $(filter off,$(TRACKING)),echo "Not tracked (TRACKING=off).",echo "Tracked in $${MLFLOW_TRACKING_URI:-the embedded store training/mlruns/: make mlflow, then http://127.0.0.1:$(MLFLOW_PORT)}")

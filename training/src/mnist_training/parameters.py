@@ -47,7 +47,7 @@ class AugmentationParams(_Params):
 
 
 class TrainParams(_Params):
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(40, ge=1)
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(0.005, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
