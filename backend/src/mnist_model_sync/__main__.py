@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings.model_dir.mkdir(parents=True, exist_ok=True)
     look = (settings.model_name, settings.model_alias, settings.model_dir, settings.keep_versions)
+    gate = settings.gate()
     if args.once:
-        outcome = sync_once(client, *look, gate=settings.gate())
+        outcome = sync_once(client, *look, gate=gate)
         record(outcome, settings.model_alias)
         print(f"model-sync: {outcome.result}: {outcome.detail}", file=sys.stderr)
         return 0 if outcome.result in ("published", "unchanged") else 1
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
         try:
-            outcome = sync_once(client, *look, refused, settings.gate())
+            outcome = sync_once(client, *look, refused, gate)
         except Exception as error:  # the sidecar outlives a bad answer; the next look may work
             logger.exception("unexpected failure")
             outcome = Outcome("unavailable", f"unexpected {type(error).__name__}: {error}")
