@@ -50,8 +50,8 @@ def model_version(model_dir: Path) -> str:
 
 
 @pytest.fixture
-def registry_copy(tmp_path: Path, model_dir: Path, model_version: str) -> Path:
-    """A private, writable copy of the registry holding the current version (for breaking it)."""
+def store_copy(tmp_path: Path, model_dir: Path, model_version: str) -> Path:
+    """A private, writable copy of the model store holding the current version (for breaking it)."""
     target = tmp_path / "models"
     target.mkdir()
     shutil.copytree(model_dir / model_version, target / model_version)

@@ -32,12 +32,12 @@ def test_real_server_predicts_and_logs_json_with_request_ids_but_no_image_data(s
     assert "0.123456" not in server.log_path.read_text()
 
 
-def test_sighup_switches_the_served_version_without_a_restart(start_server, registry_copy, model_version):
-    server = start_server(MODEL_DIR=str(registry_copy), LOG_FORMAT="json")
+def test_sighup_switches_the_served_version_without_a_restart(start_server, store_copy, model_version):
+    server = start_server(MODEL_DIR=str(store_copy), LOG_FORMAT="json")
     assert httpx.get(server.url + "/ready").json()["model_version"] == model_version
     new_version = "20991231T235959Z-0a0b0c"
-    copy_version(registry_copy, model_version, new_version)
-    (registry_copy / "CURRENT").write_text(new_version + "\n")
+    copy_version(store_copy, model_version, new_version)
+    (store_copy / "CURRENT").write_text(new_version + "\n")
     pid = server.process.pid
     server.process.send_signal(signal.SIGHUP)
     wait_until(
@@ -55,17 +55,17 @@ def reload_count(url: str, result: str) -> float:
 
 
 def test_with_a_reload_interval_it_follows_current_and_refuses_a_broken_version_once(
-    start_server, registry_copy, model_version
+    start_server, store_copy, model_version
 ):
     """What the model sync relies on: writing CURRENT is enough. A version that cannot load is
     tried once (logged, counted), the served one keeps serving, the next good one is taken."""
-    server = start_server(MODEL_DIR=str(registry_copy), LOG_FORMAT="json", MODEL_RELOAD_INTERVAL_S="0.2")
+    server = start_server(MODEL_DIR=str(store_copy), LOG_FORMAT="json", MODEL_RELOAD_INTERVAL_S="0.2")
     assert httpx.get(server.url + "/ready").json()["model_version"] == model_version
 
     broken = "20991231T235958Z-0b0b0b"
-    copy_version(registry_copy, model_version, broken)
-    (registry_copy / broken / "model.onnx").write_bytes(b"not an onnx model")
-    (registry_copy / "CURRENT").write_text(broken + "\n")
+    copy_version(store_copy, model_version, broken)
+    (store_copy / broken / "model.onnx").write_bytes(b"not an onnx model")
+    (store_copy / "CURRENT").write_text(broken + "\n")
     wait_until(lambda: reload_count(server.url, "failure") == 1, what="the broken version to be refused")
     time.sleep(1)  # five more looks at CURRENT: not tried again
     assert reload_count(server.url, "failure") == 1
@@ -73,8 +73,8 @@ def test_with_a_reload_interval_it_follows_current_and_refuses_a_broken_version_
     assert ready.status_code == 200 and ready.json()["model_version"] == model_version
 
     good = "20991231T235959Z-0a0b0c"
-    copy_version(registry_copy, model_version, good)
-    (registry_copy / "CURRENT").write_text(good + "\n")
+    copy_version(store_copy, model_version, good)
+    (store_copy / "CURRENT").write_text(good + "\n")
     wait_until(lambda: httpx.get(server.url + "/ready").json().get("model_version") == good, what="the next version")
     assert reload_count(server.url, "success") == 2  # start-up, then the switch
     server.stop()

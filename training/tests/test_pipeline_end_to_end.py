@@ -15,7 +15,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.validation.exceptions import ParameterValidationError
 
-from mnist_training.model_registry import load_metadata_schema, read_current_version
+from mnist_training.model_store import load_metadata_schema, read_current_version
 from mnist_training.robustness import SUITE
 from tests.conftest import PROJECT_ROOT
 

@@ -1,6 +1,6 @@
-"""Load a model version from the on-disk registry and run it with ONNX Runtime.
+"""Load a model version from the model store (``models/``) and run it with ONNX Runtime.
 
-The registry layout and ``metadata.json`` are the model contract (docs/architecture.md). The
+The model store's layout and ``metadata.json`` are the model contract (docs/architecture.md). The
 normalization that serving applies comes from the version's metadata, never from code;
 the rules that metadata must follow come from this package (``model_contract``).
 """

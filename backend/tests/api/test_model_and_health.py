@@ -89,9 +89,9 @@ BREAKAGES = [
 
 
 @pytest.mark.parametrize("how", BREAKAGES)
-def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(registry_copy, model_version, how, caplog):
-    reason = break_model(registry_copy, model_version, how)
-    with TestClient(create_app(make_settings(registry_copy))) as client:
+def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(store_copy, model_version, how, caplog):
+    reason = break_model(store_copy, model_version, how)
+    with TestClient(create_app(make_settings(store_copy))) as client:
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
         assert ready.status_code == 503
@@ -105,12 +105,12 @@ def test_a_broken_model_gives_503_with_the_reason_while_health_stays_200(registr
 
 
 @pytest.mark.parametrize("how", ["empty schema, empty metadata", "invalid schema, unknown schema_version"])
-def test_reload_to_a_broken_version_is_a_409_counted_as_a_failure(registry_copy, model_version, how):
-    with TestClient(create_app(make_settings(registry_copy))) as client:
+def test_reload_to_a_broken_version_is_a_409_counted_as_a_failure(store_copy, model_version, how):
+    with TestClient(create_app(make_settings(store_copy))) as client:
         broken = "20991231T235959Z-0b0b0b"
-        copy_version(registry_copy, model_version, broken)
-        (registry_copy / "CURRENT").write_text(broken + "\n")
-        reason = break_model(registry_copy, broken, how)
+        copy_version(store_copy, model_version, broken)
+        (store_copy / "CURRENT").write_text(broken + "\n")
+        reason = break_model(store_copy, broken, how)
         response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
         assert response.status_code == 409
         assert reason in response.json()["detail"] and f"still serving {model_version}" in response.json()["detail"]
@@ -118,28 +118,28 @@ def test_reload_to_a_broken_version_is_a_409_counted_as_a_failure(registry_copy,
         assert 'mnist_model_reloads_total{result="failure"} 1.0' in client.get("/metrics").text
 
 
-def test_a_version_cannot_relax_the_contract_with_its_own_schema(registry_copy, model_version):
+def test_a_version_cannot_relax_the_contract_with_its_own_schema(store_copy, model_version):
     # The version's schema allows anything; serving still applies its own and names the field.
-    (registry_copy / model_version / "metadata.schema.json").write_text("{}")
-    metadata = json.loads((registry_copy / model_version / "metadata.json").read_text())
+    (store_copy / model_version / "metadata.schema.json").write_text("{}")
+    metadata = json.loads((store_copy / model_version / "metadata.json").read_text())
     metadata["input"]["std"] = -1
-    (registry_copy / model_version / "metadata.json").write_text(json.dumps(metadata))
-    with TestClient(create_app(make_settings(registry_copy))) as client:
+    (store_copy / model_version / "metadata.json").write_text(json.dumps(metadata))
+    with TestClient(create_app(make_settings(store_copy))) as client:
         assert "at input/std" in client.get("/ready").json()["reason"]
 
 
-def test_model_version_setting_overrides_current(registry_copy, model_version):
-    (registry_copy / "CURRENT").write_text("something-else\n")
-    with TestClient(create_app(make_settings(registry_copy, model_version=model_version))) as client:
+def test_model_version_setting_overrides_current(store_copy, model_version):
+    (store_copy / "CURRENT").write_text("something-else\n")
+    with TestClient(create_app(make_settings(store_copy, model_version=model_version))) as client:
         assert client.get("/ready").json()["model_version"] == model_version
 
 
-def test_admin_reload_switches_to_the_new_current_without_restart(registry_copy, model_version):
+def test_admin_reload_switches_to_the_new_current_without_restart(store_copy, model_version):
     new_version = "20991231T235959Z-abcdef"
-    copy_version(registry_copy, model_version, new_version)
-    with TestClient(create_app(make_settings(registry_copy))) as client:
+    copy_version(store_copy, model_version, new_version)
+    with TestClient(create_app(make_settings(store_copy))) as client:
         assert client.get("/ready").json()["model_version"] == model_version
-        (registry_copy / "CURRENT").write_text(new_version + "\n")
+        (store_copy / "CURRENT").write_text(new_version + "\n")
         response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
         assert response.json() == {"model_version": new_version, "previous_version": model_version}
         assert client.post("/api/v1/predict", json={"image": [0.0] * 784}).json()["model_version"] == new_version
@@ -147,9 +147,9 @@ def test_admin_reload_switches_to_the_new_current_without_restart(registry_copy,
         assert new_version in client.get("/metrics").text
 
 
-def test_failed_reload_keeps_serving_the_previous_model(registry_copy, model_version):
-    with TestClient(create_app(make_settings(registry_copy))) as client:
-        (registry_copy / "CURRENT").write_text("20000101T000000Z-000000\n")
+def test_failed_reload_keeps_serving_the_previous_model(store_copy, model_version):
+    with TestClient(create_app(make_settings(store_copy))) as client:
+        (store_copy / "CURRENT").write_text("20000101T000000Z-000000\n")
         response = client.post("/api/v1/admin/reload", headers=ADMIN_HEADERS)
         assert response.status_code == 409
         assert f"still serving {model_version}" in response.json()["detail"]

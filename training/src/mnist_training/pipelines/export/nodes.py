@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from mnist_training.model import INPUT_SHAPE
-from mnist_training.model_registry import new_version_id, publish_version
+from mnist_training.model_store import new_version_id, publish_version
 from mnist_training.parameters import ExportParams, TrainParams
 from mnist_training.pipelines.train.nodes import normalized_tensor
 

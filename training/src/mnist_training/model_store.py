@@ -1,4 +1,4 @@
-"""Write model versions into the on-disk registry (``models/<version>/`` and ``models/CURRENT``).
+"""Write model versions into the model store (``models/<version>/`` and ``models/CURRENT``).
 
 A version appears all at once or not at all: files are written into a hidden staging
 directory next to the target and renamed into place, so a crashed run leaves nothing that

@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mnist_training.model_registry import (
+from mnist_training.model_store import (
     STAGING_PREFIX,
     new_version_id,
     publish_version,
