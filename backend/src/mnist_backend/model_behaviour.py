@@ -32,7 +32,7 @@ class BehaviourError(ValueError):
 class Behaviour:
     accuracy: float  # on the digits it was run on
     digits: int
-    ms_per_image: float  # CPU time of one image alone (after a warm-up run when the first is slow)
+    ms_per_image: float  # CPU time of one image alone (the faster of the at most two timed runs)
 
 
 @cache
@@ -49,9 +49,10 @@ def heldout_digits(per_class: int | None = None) -> tuple[np.ndarray, np.ndarray
 def check_behaviour(
     logits_of: Logits, mean: float, std: float, max_ms_per_image: float, per_class: int | None = None
 ) -> Behaviour:
-    """The version's raw output on held-out digits: one image alone first, timed (after one
-    warm-up run, so a slow graph costs at most two), then all of them at once. Raises
-    ``BehaviourError`` for a slow graph, an output that is not ``[N, 10]``, or a non-finite value."""
+    """The version's raw output on held-out digits: one image alone first, timed, and timed once
+    more only when over budget (the first call may pay one-off set-up), so a slow graph costs at
+    most two runs; then all of them at once. Raises ``BehaviourError`` for a slow graph, an
+    output that is not ``[N, 10]``, or a non-finite value."""
     images, labels = heldout_digits(per_class)
     inputs = ((images.astype(np.float32) / 255 - np.float32(mean)) / np.float32(std)).reshape(-1, 1, 28, 28)
     # CPU time, not wall time: a sync in a container with a quarter of a core is throttled for
