@@ -70,9 +70,7 @@ def test_the_sync_refuses_a_version_that_lies_about_its_accuracy(store_copy, mod
     digits while its metadata declares 0.999."""
     metadata = json.loads((store_copy / model_version / "metadata.json").read_text())
     metrics = {**metadata["metrics"], "test_accuracy": 0.999}
-    liar = publish_graph(
-        store_copy, model_version, constant_seven_graph(), "20991231T000000Z-7e7e7e", metrics=metrics
-    )
+    liar = publish_graph(store_copy, model_version, constant_seven_graph(), "20991231T000000Z-7e7e7e", metrics=metrics)
     assert load_model_version(store_copy).behaviour.accuracy == pytest.approx(0.1)
     with pytest.raises(VerificationError, match=r"accuracy 0.1000 on 1000 held-out digits is below 0.5"):
         verify(store_copy / liar, "")
