@@ -9,6 +9,8 @@ PY := $(abspath $(VENV))/bin/python
 # Components are folders with their own pyproject.toml, each installable on its own
 # (CI jobs narrow them: make install COMPONENTS="training backend", make test TEST_SUITES=backend).
 COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
+# The model contract (contract/) is what training, serving and the sync share: always installed.
+INSTALL_COMPONENTS := contract $(filter-out contract,$(COMPONENTS))
 # Test suites: every component, monitoring/, nginx/ and k8s/ (configuration, tested with the real
 # tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
 TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts k8s tools/testkit
@@ -34,10 +36,10 @@ install: $(STAMP) ## Create .venv and install every component (editable, with te
 $(STAMP): $(wildcard */pyproject.toml) tools/testkit/pyproject.toml requirements-dev.txt frontend/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
-		$(foreach c,$(COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
+		$(foreach c,$(INSTALL_COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
 	$(if $(filter frontend,$(COMPONENTS)),cd frontend && npm ci --no-audit --no-fund --loglevel=error)   # axe-core, a11y test
 	@touch $@
-	@echo "Installed: $(COMPONENTS)"
+	@echo "Installed: $(INSTALL_COMPONENTS)"
 
 comma := ,
 

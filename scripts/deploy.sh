@@ -444,7 +444,6 @@ restore_commit() {
 }
 
 restore_model() {
-  local now
   if [[ -n "$PREVIOUS_MODEL_SOURCE" && "$PREVIOUS_MODEL_SOURCE" != folder ]]; then
     # The registry: the version the previous deployment served, pinned (an alias may have moved
     # since); the next deploy follows the alias again.
@@ -454,12 +453,21 @@ restore_model() {
     return 0
   fi
   use_model_source "$ENV_NAME" folder
+}
+
+# The model store's one writer (contract/), from this deploy's checkout: called before the
+# checkout moves back, since an older commit may predate it. Plain python3 is enough.
+restore_current() {
+  local now
+  [[ -z "$PREVIOUS_MODEL_SOURCE" || "$PREVIOUS_MODEL_SOURCE" == folder ]] || return 0
   [[ -n "$PREVIOUS_MODEL" && -d "$MODELS_PATH/$PREVIOUS_MODEL" ]] || return 0
   now=$(cat "$MODELS_PATH/CURRENT" 2>/dev/null || true)
   [[ "$now" == "$PREVIOUS_MODEL" ]] && return 0
-  printf '%s\n' "$PREVIOUS_MODEL" >"$MODELS_PATH/.CURRENT.rollback"
-  mv -f "$MODELS_PATH/.CURRENT.rollback" "$MODELS_PATH/CURRENT"
-  echo "models/CURRENT restored: ${now:-none} -> $PREVIOUS_MODEL"
+  if PYTHONPATH="$REPO_ROOT/contract/src" python3 -m mnist_contract.model_store set-current "$MODELS_PATH" "$PREVIOUS_MODEL"; then
+    echo "models/CURRENT restored: ${now:-none} -> $PREVIOUS_MODEL"
+  else
+    echo "WARNING: models/CURRENT is NOT restored (still ${now:-none}): the rollback serves it"
+  fi
 }
 
 finish_record() {  # result model: the new record (success) or one history line (any result)
@@ -577,6 +585,7 @@ if [[ $ROLLBACK_POSSIBLE -eq 0 ]]; then
   exit 1
 fi
 step "Rolling back $ENV_NAME to $(record_summary "$PREVIOUS")"
+restore_current
 restore_commit
 restore_model
 export IMAGE_REPOSITORY=$PREVIOUS_REPOSITORY IMAGE_TAG=$PREVIOUS_TAG

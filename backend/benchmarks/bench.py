@@ -48,9 +48,9 @@ import numpy as np
 from PIL import Image, ImageFilter
 from prometheus_client.parser import text_string_to_metric_families
 
+from mnist_backend.client_input import decode_base64_image, preprocess_image
 from mnist_backend.config import Settings
 from mnist_backend.model import load_model_version
-from mnist_backend.preprocessing import decode_base64_image, preprocess_canvas_image
 
 HERE = Path(__file__).resolve().parent
 # The hub's one copy of the held-out digits (the drawing page ships them).
@@ -291,7 +291,7 @@ def preprocessing_us(bodies: dict[str, tuple[Path, int]]) -> dict[str, dict[str,
         times[name] = {
             "decode_us": _mean_us(lambda payload=payload: decode_base64_image(payload, max_pixels).load()),
             "preprocessing_us": _mean_us(
-                lambda payload=payload: preprocess_canvas_image(decode_base64_image(payload, max_pixels))
+                lambda payload=payload: preprocess_image(decode_base64_image(payload, max_pixels))
             ),
         }
     return times

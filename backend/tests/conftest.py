@@ -7,17 +7,15 @@ the default one when ``models/CURRENT`` is missing). ``MODEL_DIR`` points at it.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from mnist_backend.config import Settings
 from mnist_backend.main import create_app
@@ -26,17 +24,6 @@ from mnist_testkit.models import trained_model_dir
 from tests.server_process import ServerProcess, server_starter
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAINING_PACKAGE = REPO_ROOT / "training" / "src" / "mnist_training"
-
-
-def load_training_module(filename: str) -> ModuleType:
-    """One of training's modules that reproduce a contract this service owns, loaded from its
-    file (numpy and Pillow only; no training install needed), for the tests that compare them."""
-    spec = importlib.util.spec_from_file_location(f"training_{Path(filename).stem}", TRAINING_PACKAGE / filename)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -120,15 +107,3 @@ def render_as_canvas_drawing(
         rgba.putalpha(ink)
         return rgba
     raise ValueError(style)
-
-
-def draw_stroke_image(
-    size: int = 280, box: tuple[int, int, int, int] = (10, 10, 60, 90), width: int = 12
-) -> Image.Image:
-    """A hand-drawn-looking '1'-ish stroke inside ``box`` on a black canvas."""
-    image = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(image)
-    x0, y0, x1, y1 = box
-    draw.line([(x0 + (x1 - x0) // 2, y0), (x0 + (x1 - x0) // 2, y1)], fill=255, width=width)
-    draw.line([(x0, y0 + 10), (x0 + (x1 - x0) // 2, y0)], fill=255, width=width)
-    return image

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mnist_backend.model import LoadedModel, load_model_version
-from mnist_backend.preprocessing import InvalidImageError, paper_level, preprocess_canvas_image
+from mnist_contract.canvas import InvalidImageError, paper_level, preprocess_canvas_image
 from mnist_testkit.digits import load_test_split
 
 UPLOAD_SIDE = 280

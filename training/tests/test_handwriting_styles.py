@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_training.canvas_contract import to_mnist
+from mnist_training.as_served import as_served
 from mnist_training.handwriting_styles import (
     STYLES,
     base_strokes,
@@ -67,7 +67,7 @@ def test_a_styled_digit_keeps_the_digit_and_is_laid_out_like_a_drawing(test_spli
             rows, cols = np.nonzero(styled > 25)
             assert np.ptp(rows) < 21 and np.ptp(cols) < 21, name
             # The original strokes are still there: most of the plain digit's ink stays inked.
-            plain = to_mnist(image)
+            plain = as_served(image)
             assert (styled[plain > 127] > 60).mean() > 0.6, name
 
 

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 
-import jsonschema
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -15,7 +14,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.validation.exceptions import ParameterValidationError
 
-from mnist_training.model_store import load_metadata_schema, read_current_version
+from mnist_contract.metadata import check_metadata
+from mnist_contract.model_store import read_current_version
 from mnist_training.robustness import SUITE
 from tests.conftest import PROJECT_ROOT
 
@@ -50,7 +50,7 @@ def test_pipeline_writes_a_version_that_passes_the_schema(tmp_path):
     names = sorted(p.name for p in version_dir.iterdir())
     assert names == ["confusion_matrix.png", "metadata.json", "metadata.schema.json", "metrics.json", "model.onnx"]
     metadata = json.loads((version_dir / "metadata.json").read_text())
-    jsonschema.validate(metadata, load_metadata_schema(), format_checker=jsonschema.FormatChecker())
+    check_metadata(metadata)
     assert metadata["version"] == version
     # 500 images split per digit: 72 % train, 8 % validation, 20 % test.
     assert (metadata["data"]["source"], metadata["data"]["n_train"], metadata["data"]["n_test"]) == (

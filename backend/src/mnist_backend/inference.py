@@ -9,10 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from mnist_backend.decode_pool import DecodePool
-from mnist_backend.metrics import ServiceMetrics
-from mnist_backend.model import LoadedModel
-from mnist_backend.preprocessing import (
+from mnist_backend.client_input import (
     MAX_REQUEST_METADATA_BYTES,
     MNIST_SIDE,
     ImageTooLargeError,
@@ -22,8 +19,11 @@ from mnist_backend.preprocessing import (
     metadata_bytes,
     open_base64_image,
     pixels_from_arrays,
-    preprocess_canvas_image,
+    preprocess_image,
 )
+from mnist_backend.decode_pool import DecodePool
+from mnist_backend.metrics import ServiceMetrics
+from mnist_backend.model import LoadedModel
 
 # A canvas drawing's base64 is 5-20 KB. Up to this many characters the image is read on the
 # event loop (Pillow's metadata caps bound what its header can cost); a larger payload is
@@ -78,12 +78,12 @@ async def image_to_pixels(payload: str, max_image_pixels: int, inline_pixels: in
         return await pool.run(_decode_and_preprocess, payload, max_image_pixels)
     image = decode_base64_image(payload, max_image_pixels)
     if image.width * image.height <= inline_pixels:
-        return preprocess_canvas_image(image)
-    return await pool.run(preprocess_canvas_image, image)
+        return preprocess_image(image)
+    return await pool.run(preprocess_image, image)
 
 
 def _decode_and_preprocess(payload: str, max_image_pixels: int) -> np.ndarray:
-    return preprocess_canvas_image(decode_base64_image(payload, max_image_pixels))
+    return preprocess_image(decode_base64_image(payload, max_image_pixels))
 
 
 def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event) -> np.ndarray:
@@ -120,7 +120,7 @@ def batch_to_pixels(items: list, limits: ImageLimits, abandoned: threading.Event
         where = f"images[{index}]"
         with opened.pop(index) as image:  # its decoded pixels go as soon as the digit is made
             check_image_size(image, limits.max_image_pixels, where)
-            pixels[index] = preprocess_canvas_image(image, where)
+            pixels[index] = preprocess_image(image, where)
     if abandoned.is_set():
         raise RequestAbandonedError("client disconnected before the model ran")
     return pixels

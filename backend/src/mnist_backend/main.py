@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from mnist_backend import __version__
 from mnist_backend.api import admin, bench, health, metrics_route, model_info, predict
 from mnist_backend.api.errors import install_error_handlers
+from mnist_backend.client_input import limit_pillow_decoding
 from mnist_backend.config import Settings
 from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
-from mnist_backend.preprocessing import limit_pillow_decoding
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies

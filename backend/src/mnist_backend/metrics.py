@@ -25,7 +25,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mnist_backend.input_statistics import InputStatistics
+from mnist_backend.input_drift import InputStatistics
 
 # The *_created series double the exposition size and no dashboard uses them.
 disable_created_metrics()

@@ -1,8 +1,8 @@
 """Load a model version from the model store (``models/``) and run it with ONNX Runtime.
 
-The model store's layout and ``metadata.json`` are the model contract (docs/architecture.md). The
-normalization that serving applies comes from the version's metadata, never from code;
-the rules that metadata must follow come from this package (``model_contract``).
+The model store's layout and ``metadata.json`` are the model contract (``mnist_contract``,
+docs/architecture.md). The normalization that serving applies comes from the version's
+metadata, never from code; the rules that metadata must follow come from the contract's schemas.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import numpy as np
 import onnxruntime as ort
 
 from mnist_backend.model_behaviour import Behaviour, BehaviourError, check_behaviour
-from mnist_backend.model_contract import MetadataError, ModelMetadata, parse_metadata
+from mnist_contract.metadata import MetadataError, ModelMetadata, parse_metadata
+from mnist_contract.model_store import CURRENT_FILENAME, METADATA_FILENAME
 
 logger = logging.getLogger(__name__)
 
-CURRENT_FILENAME = "CURRENT"
 # A version's metadata is a few kilobytes; /api/v1/model/info serves it whole, the page on every rerun.
 MAX_METADATA_BYTES = 1024 * 1024
 # The held-out digits a version is run on when it loads: 10 of each (~1 ms); the model sync runs all 1,000.
@@ -93,7 +93,7 @@ def load_model_version(
     """Load, verify and open one version; raise ``ModelLoadError`` with the reason otherwise.
 
     Checks: metadata is valid JSON of at most ``MAX_METADATA_BYTES`` and meets the schema
-    version it names, as this service ships it (the version's own ``metadata.schema.json`` is
+    version it names, as the contract package ships it (the version's own ``metadata.schema.json`` is
     informative only), the ONNX file matches the fingerprint in the metadata (catches truncated
     or swapped files), the graph's input/output names are the ones the metadata promises, and
     the graph behaves on real held-out digits (``model_behaviour``: ``[N, 10]`` finite outputs,
@@ -104,7 +104,7 @@ def load_model_version(
     if "/" in version or version.startswith(".") or not version_dir.is_dir():
         raise ModelLoadError(f"model version {version!r} not found in {model_dir}")
     try:
-        metadata = parse_metadata(_read_json(version_dir / "metadata.json", MAX_METADATA_BYTES))
+        metadata = parse_metadata(_read_json(version_dir / METADATA_FILENAME, MAX_METADATA_BYTES))
     except MetadataError as error:
         raise ModelLoadError(f"{version}: {error}") from None
     if metadata.version != version:

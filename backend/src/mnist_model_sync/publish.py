@@ -1,14 +1,14 @@
-"""Verify a downloaded version with the backend's own loader and publish it atomically into the
-``models/<version>/`` + ``CURRENT`` contract: a backend following CURRENT never sees half a folder."""
+"""Verify a downloaded version with the backend's own loader, then publish it with the model
+store's writer (``mnist_contract.model_store``): a backend following CURRENT never sees half a folder."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnist_backend.model import CURRENT_FILENAME, ModelLoadError, load_model_version, resolve_version
+from mnist_backend.model import ModelLoadError, load_model_version, resolve_version
+from mnist_contract.model_store import list_versions, place_version, set_current_version
 
 INCOMING = ".incoming"  # dot folders are never served (the loader refuses names starting with '.')
 
@@ -77,24 +77,15 @@ def verify(downloaded: Path, expected_onnx_sha256: str, gate: BehaviourGate | No
 
 def publish(model_dir: Path, downloaded: Path, keep: int) -> None:
     """Move the verified folder into place (a rename), then point CURRENT at it (a rename too)."""
-    version_id = downloaded.name
-    final = model_dir / version_id
-    if final.exists():
-        shutil.rmtree(downloaded)  # versions are immutable: the one already here is the same
-    else:
-        for path in downloaded.iterdir():
-            path.chmod(0o444)
-        os.replace(downloaded, final)
-    pointer = model_dir / f".{CURRENT_FILENAME}.sync"
-    pointer.write_text(version_id + "\n")
-    os.replace(pointer, model_dir / CURRENT_FILENAME)
+    place_version(model_dir, downloaded, downloaded.name)
+    set_current_version(model_dir, downloaded.name)
     prune(model_dir, keep)
 
 
 def prune(model_dir: Path, keep: int) -> list[str]:
     """Remove all but the ``keep`` newest versions (ids sort by time) and the current one."""
     current = current_version(model_dir)
-    versions = sorted(p.name for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    versions = list_versions(model_dir)
     removed = [v for v in versions[: max(len(versions) - keep, 0)] if v != current]
     for version in removed:
         shutil.rmtree(model_dir / version, ignore_errors=True)

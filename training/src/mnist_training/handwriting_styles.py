@@ -3,7 +3,7 @@
 A 1 with a flag at its top (and often a base), a 7 crossed through its stem. Each style draws
 the missing strokes onto a real digit with that digit's own stroke width, on a 4x canvas with
 room around it, and lays the result out as the backend lays out a drawing
-(``canvas_contract.to_mnist``): a flag or a base changes the digit's box, which the 20x20 fit
+(``as_served``): a flag or a base changes the digit's box, which the 20x20 fit
 and the centring must see. The robustness suite measures them; training learns them
 (``styled_alternatives``).
 """
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from mnist_training.canvas_contract import to_mnist
+from mnist_training.as_served import as_served
 
 Point = tuple[float, float]  # (x, y) in the 28x28 digit's pixels, y growing downwards
 Strokes = Callable[[np.ndarray, np.random.Generator], list[tuple[Point, Point]]]
@@ -95,7 +95,7 @@ def _with_strokes(strokes: Strokes) -> Callable[[np.ndarray, np.random.Generator
             for point in (start, end):  # round pen ends, as a pen leaves them
                 x, y = at(point)
                 draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=255)
-        return to_mnist(np.asarray(canvas))
+        return as_served(np.asarray(canvas))
 
     return styled
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mnist_training.model_store import check_models_dir_writable
+from mnist_contract.model_store import check_models_dir_writable
 
 
 class _Params(BaseModel):

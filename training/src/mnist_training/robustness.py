@@ -4,8 +4,8 @@ a small digit drawn in a corner, a photo of dark ink on paper).
 
 Every variant maps uint8 ``[N, 28, 28]`` test images (white on black) to images of the same
 shape with the labels unchanged; randomness comes only from the seeded ``rng``. The uploads
-(a small digit on a page, a photo, a tight crop) go through the backend's canvas preprocessing
-(``canvas_contract``), as such inputs do. The handwriting styles (``handwriting_styles``) are
+(a small digit on a page, a photo, a tight crop) go through the canvas preprocessing serving
+runs (``as_served``: the model contract's code), as such inputs do. The handwriting styles (``handwriting_styles``) are
 measured on the test digits they are written for.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from mnist_training.canvas_contract import ink_from_upload, to_mnist
+from mnist_training.as_served import as_served
 from mnist_training.handwriting_styles import STYLES
 
 Variant = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -102,7 +102,7 @@ def small_off_centre(images: np.ndarray, rng: np.random.Generator) -> np.ndarray
         canvas = np.zeros((280, 280), dtype=np.uint8)
         top, left = (int(rng.integers(0, 40)) + corner for corner in rng.choice([0, 190], size=2))
         canvas[top : top + 48, left : left + 48] = digit
-        out.append(to_mnist(canvas))
+        out.append(as_served(canvas))
     return np.stack(out)
 
 
@@ -114,7 +114,7 @@ def inverted_upload(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         ink = np.asarray(Image.fromarray(image).resize((112, 112), Image.Resampling.BILINEAR), dtype=np.float32) / 255
         paper = rng.uniform(190, 240)
         photo = paper - ink * (paper - rng.uniform(20, 70)) + rng.normal(0, 6, ink.shape)
-        out.append(to_mnist(ink_from_upload(_to_uint8(photo))))
+        out.append(as_served(_to_uint8(photo)))
     return np.stack(out)
 
 
@@ -129,12 +129,8 @@ def _tight_crop(image: np.ndarray) -> np.ndarray:
 
 
 def _as_upload(ink: np.ndarray, white_on_black: bool) -> np.ndarray:
-    """8-bit ink as the uploaded file has it, then the backend's preprocessing; an image it
-    would refuse as empty comes back black, which the evaluation counts as an error."""
-    try:
-        return to_mnist(ink_from_upload(ink if white_on_black else 255 - ink))
-    except ValueError:
-        return np.zeros((28, 28), dtype=np.uint8)
+    """8-bit ink as the uploaded file has it, then serving's preprocessing (``as_served``)."""
+    return as_served(ink if white_on_black else 255 - ink)
 
 
 def tight_crop(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from mnist_backend.decode_pool import ServiceBusyError
 from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
-from mnist_backend.preprocessing import InvalidImageError
+from mnist_contract.canvas import InvalidImageError
 
 # nginx's code for "the client closed the connection first"; nobody reads it, logs and metrics do.
 CLIENT_CLOSED_REQUEST = 499

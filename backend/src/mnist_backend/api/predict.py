@@ -24,8 +24,9 @@ from mnist_backend.api.schemas import (
     PredictResponse,
     request_body_schema,
 )
+from mnist_backend.client_input import pixels_from_array
 from mnist_backend.inference import BatchResult, ImageLimits, batch_to_pixels, image_to_pixels, run_model
-from mnist_backend.preprocessing import MNIST_SIDE, pixels_from_array
+from mnist_contract.canvas import MNIST_SIDE
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
 # The most JSON values one image may carry: 784 pixels (28 rows of 28 add 28 separators).

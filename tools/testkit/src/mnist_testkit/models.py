@@ -9,7 +9,7 @@ from mnist_testkit.processes import REPO_ROOT
 
 
 def trained_model_dir() -> Path:
-    """The model registry with a ``CURRENT`` version; AssertionError naming the fix otherwise."""
+    """The model store with a ``CURRENT`` version; AssertionError naming the fix otherwise."""
     path = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
     if not (path / "CURRENT").is_file():
         raise AssertionError(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_training.input_statistics import summarize as summarize_input_statistics
+from mnist_contract.input_statistics import summarize as summarize_input_statistics
 from mnist_training.parameters import DataParams
 
 logger = logging.getLogger(__name__)

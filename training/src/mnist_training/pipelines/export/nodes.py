@@ -17,8 +17,10 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from mnist_contract.metadata import SCHEMA_VERSION
+from mnist_contract.model_store import publish_version
+from mnist_contract.version_id import new_version_id
 from mnist_training.model import INPUT_SHAPE
-from mnist_training.model_store import new_version_id, publish_version
 from mnist_training.parameters import ExportParams, TrainParams
 from mnist_training.pipelines.train.nodes import normalized_tensor
 
@@ -121,7 +123,7 @@ def build_metadata(
     import torchvision
 
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_sha": git_sha(),

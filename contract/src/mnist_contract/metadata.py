@@ -1,9 +1,9 @@
-"""The model contract as serving reads it: ``metadata.json``, checked against schemas we ship.
+"""``metadata.json``: the schema each version's metadata meets, and its typed reading.
 
-Training owns the contract; serving checks it and never trusts a version's own rules. The
-schema versions this service understands live in ``model_schemas/`` (a test proves they
-match training's); a version picks one by ``schema_version``, and its metadata is parsed
-once into ``ModelMetadata``.
+The schemas live in ``schemas/``, one file per schema version; ``SCHEMA_VERSION`` is the one
+training writes, and serving understands every version in ``SCHEMA_FILES``. Writers call
+``check_metadata`` before a version is published; readers call ``parse_metadata``, which
+checks against the schema shipped here and never trusts a version's own copy of it.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 
 SCHEMA_FILES = {1: "metadata.v1.schema.json"}
+SCHEMA_VERSION = 1  # what a new version is written with
 
 
 class MetadataError(ValueError):
-    """``metadata.json`` does not meet a contract this service understands; the message says where."""
+    """``metadata.json`` does not meet a contract this package knows; the message says where."""
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,21 @@ class ModelMetadata:
 
 @cache
 def _validator(schema_version: int) -> jsonschema.protocols.Validator:
-    text = resources.files("mnist_backend").joinpath("model_schemas", SCHEMA_FILES[schema_version]).read_text()
+    text = resources.files("mnist_contract").joinpath("schemas", SCHEMA_FILES[schema_version]).read_text()
     schema = json.loads(text)
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     return validator_class(schema, format_checker=jsonschema.FormatChecker())
 
 
-def known_schema(schema_version: int) -> dict[str, Any]:
-    """The schema this service applies to ``schema_version`` (for tests and tooling)."""
+def schema_document(schema_version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The schema of ``schema_version`` (each published version carries a copy, for its readers)."""
     return _validator(schema_version).schema
 
 
-def parse_metadata(document: object) -> ModelMetadata:
-    """Validate ``metadata.json`` against the schema its ``schema_version`` names, then read it."""
+def check_metadata(document: object) -> int:
+    """Raise ``MetadataError`` naming the first place ``document`` breaks the schema its
+    ``schema_version`` names; return that schema version."""
     if not isinstance(document, dict):
         raise MetadataError(f"metadata.json must be a JSON object, got {type(document).__name__}")
     schema_version = document.get("schema_version")
@@ -67,6 +69,13 @@ def parse_metadata(document: object) -> ModelMetadata:
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
         raise MetadataError(f"metadata.json breaks schema version {schema_version} at {where}: {error.message}")
+    return schema_version
+
+
+def parse_metadata(document: object) -> ModelMetadata:
+    """Validate ``metadata.json`` against the schema its ``schema_version`` names, then read it."""
+    schema_version = check_metadata(document)
+    document = cast(dict[str, Any], document)
     return ModelMetadata(
         schema_version=schema_version,
         version=document["version"],

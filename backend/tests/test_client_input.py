@@ -1,3 +1,5 @@
+"""Reading what clients send within limits: pixel arrays, base64 PNG/JPEG, decoding bounds."""
+
 from __future__ import annotations
 
 import base64
@@ -7,103 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from mnist_backend.preprocessing import (
+from mnist_backend.client_input import (
     ImageTooLargeError,
     InvalidImageError,
-    center_by_mass,
     decode_base64_image,
-    ink_channel,
     limit_pillow_decoding,
     open_base64_image,
     pixels_from_array,
     pixels_from_arrays,
-    preprocess_canvas_image,
+    preprocess_image,
 )
-from tests.conftest import draw_stroke_image, png_base64
-
-
-def bounding_box(image: np.ndarray, threshold: float = 0.05) -> tuple[int, int]:
-    rows = np.flatnonzero((image > threshold).any(axis=1))
-    cols = np.flatnonzero((image > threshold).any(axis=0))
-    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
-
-
-def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
-    ys, xs = np.indices(image.shape)
-    return (ys * image).sum() / image.sum(), (xs * image).sum() / image.sum()
-
-
-def test_small_digit_in_a_corner_is_scaled_into_20x20_and_centred_by_mass():
-    drawing = draw_stroke_image(size=280, box=(8, 8, 48, 78), width=10)
-    result = preprocess_canvas_image(drawing)
-    assert result.shape == (28, 28) and result.dtype == np.float32
-    height, width = bounding_box(result)
-    assert height <= 20 and width <= 20
-    assert max(height, width) >= 19  # scaled up to fill the box, aspect kept
-    cy, cx = centre_of_mass(result)
-    assert abs(cy - 13.5) <= 1 and abs(cx - 13.5) <= 1
-    assert result.min() >= 0 and result.max() <= 1
-
-
-def test_dark_on_light_is_inverted_to_white_on_black():
-    light = Image.eval(draw_stroke_image(), lambda v: 255 - v)
-    result = preprocess_canvas_image(light)
-    reference = preprocess_canvas_image(draw_stroke_image())
-    np.testing.assert_allclose(result, reference, atol=1e-5)
-    assert result[0, 0] == 0  # background is black
-
-
-def test_a_photo_of_grey_noisy_paper_reads_like_the_clean_drawing():
-    """Grey paper stays grey after inversion; without taking its level off, the whole photo
-    would be "ink" and the digit would shrink inside a grey square."""
-    rng = np.random.default_rng(3)
-    ink = np.asarray(draw_stroke_image(), dtype=np.float64) / 255
-    photo = 205 - ink * 160 + rng.normal(0, 5, ink.shape)
-    result = preprocess_canvas_image(Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)))
-    reference = preprocess_canvas_image(draw_stroke_image())
-    assert bounding_box(result, threshold=0.2) == bounding_box(reference, threshold=0.2)
-    assert result[reference == 0].max() < 0.1  # no grey square behind the digit
-    assert np.abs(result - reference).mean() < 0.03
-
-
-def test_transparent_background_uses_alpha_as_ink_whatever_the_colour():
-    ink = draw_stroke_image()
-    for colour in ((0, 0, 0), (255, 255, 255), (200, 30, 30)):
-        rgba = Image.new("RGBA", ink.size, (*colour, 0))
-        rgba.putalpha(ink)
-        np.testing.assert_allclose(preprocess_canvas_image(rgba), preprocess_canvas_image(ink), atol=1e-5)
-
-
-def test_opaque_rgba_canvas_is_read_as_grayscale():
-    rgba = draw_stroke_image().convert("RGBA")  # alpha 255 everywhere: a canvas with a background
-    np.testing.assert_allclose(preprocess_canvas_image(rgba), preprocess_canvas_image(draw_stroke_image()), atol=1e-5)
-
-
-@pytest.mark.parametrize("background", [0, 255])
-def test_empty_canvas_is_refused_not_guessed(background):
-    with pytest.raises(InvalidImageError, match="empty"):
-        preprocess_canvas_image(Image.new("L", (280, 280), background))
-
-
-def test_fully_transparent_canvas_is_empty():
-    with pytest.raises(InvalidImageError, match="empty"):
-        preprocess_canvas_image(Image.new("RGBA", (280, 280), (0, 0, 0, 0)))
-
-
-def test_wide_strokes_keep_their_aspect_ratio():
-    image = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(image).line([(20, 140), (260, 140)], fill=255, width=20)  # a wide dash
-    height, width = bounding_box(preprocess_canvas_image(image))
-    assert width == 20 and height <= 3
-
-
-def test_center_by_mass_moves_ink_to_the_middle():
-    image = np.zeros((28, 28), np.float32)
-    image[2:6, 3:7] = 1
-    cy, cx = centre_of_mass(center_by_mass(image))
-    assert abs(cy - 13.5) <= 0.5 and abs(cx - 13.5) <= 0.5
+from mnist_testkit.drawings import draw_stroke_image
+from tests.conftest import png_base64
 
 
 def test_pixel_arrays_in_both_shapes_give_the_same_image():
@@ -186,7 +105,7 @@ def test_undecodable_images_are_rejected(payload, message):
 def test_truncated_png_is_rejected():
     raw = base64.b64decode(png_base64(draw_stroke_image()))
     with pytest.raises(InvalidImageError, match=r"truncated or corrupt|not a PNG"):
-        preprocess_canvas_image(decode_base64_image(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7))
+        preprocess_image(decode_base64_image(base64.b64encode(raw[: len(raw) // 2]).decode(), 10**7))
 
 
 def test_oversized_images_are_refused_before_decoding():
@@ -218,10 +137,3 @@ def test_pillow_refuses_images_over_the_limit_from_their_header_on_many_threads_
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(refused, payloads))
     assert open_base64_image(png_base64(Image.new("L", (100, 100)))).size == (100, 100)
-
-
-def test_ink_of_a_palette_image_with_transparency_is_its_alpha():
-    image = draw_stroke_image().convert("P")
-    image.info["transparency"] = 0
-    ink = ink_channel(image)
-    assert ink.mode == "L" and ink.getextrema() == (0, 255)

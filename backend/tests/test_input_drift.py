@@ -1,5 +1,5 @@
-"""Input drift statistics: what they measure, that training measures the same, and what the
-service exports (histograms, inputs outside the training range, the version's reference)."""
+"""Input drift: the contract's statistics of what the service serves, and what it exports
+(histograms, inputs outside the training range, the version's reference)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from mnist_backend.input_statistics import BUCKETS, STATISTICS, TOLERANCE, InputStatistics, measure
+from mnist_backend.input_drift import BUCKETS, TOLERANCE, InputStatistics
+from mnist_contract.input_statistics import STATISTICS, measure, summarize
 from tests.api.test_metrics import sample
 from tests.api.test_predict import as_floats
-from tests.conftest import load_training_module
-
-
-def training_module():
-    """Training's own implementation of the statistics."""
-    return load_training_module("input_statistics.py")
 
 
 def tiny_in_corner(digit: np.ndarray) -> np.ndarray:
@@ -39,15 +34,6 @@ def inputs(mnist_digits) -> np.ndarray:
     digits = [mnist_digits[d].astype(np.float32) / 255 for d in range(10)]
     odd = [tiny_in_corner(d) for d in digits[:3]] + [blob(), np.zeros((28, 28), np.float32)]
     return np.stack(digits + odd)
-
-
-def test_training_measures_exactly_what_serving_measures(inputs):
-    training = training_module()
-    assert training.STATISTICS == STATISTICS
-    assert training.INK_THRESHOLD == 0.1
-    served, trained = measure(inputs), training.measure(inputs)
-    for name in STATISTICS:
-        np.testing.assert_allclose(served[name], trained[name], rtol=1e-6, atol=1e-9, err_msg=name)
 
 
 def test_statistics_of_real_digits_and_of_what_does_not_look_like_them(inputs):
@@ -90,7 +76,7 @@ def test_the_histograms_count_every_input_even_before_a_chunk_is_full(inputs):
 
 
 def reference_like(inputs: np.ndarray) -> dict[str, dict[str, float]]:
-    return training_module().summarize((inputs * 255).round().astype(np.uint8))
+    return summarize((inputs * 255).round().astype(np.uint8))
 
 
 def test_inputs_outside_the_training_range_are_counted_per_statistic(inputs):

@@ -1,50 +1,50 @@
-"""Four cheap statistics of a model input, and their summary over the training split.
+"""Four cheap statistics of a model input, and their summary over a training split.
 
-Serving measures the same four on every input it gives the model and compares the live
-figures with the summary stored in the version's metadata (``data.input_statistics``): when
-drawings stop looking like the training data, the figures part (monitoring's drift alert).
-The definitions must match serving's (``mnist_backend.input_statistics``); a backend test
-runs both on the same images. numpy only: that test loads this file without the package.
+Per 28x28 input (0..1, white on black, after canvas preprocessing): ink share, mean
+intensity, bounding-box size and centre-of-mass offset. Training stores the summary of its
+training split in each version's metadata (``data.input_statistics``: mean, std, p01, p50,
+p99); serving measures every input it gives the model with the same ``measure`` and compares
+the live figures with that summary (monitoring's drift alert fires when they part).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-SIDE = 28
-# A pixel at or above this intensity (0..1) is ink: the backend's INK_THRESHOLD.
-INK_THRESHOLD = 0.1
-CENTRE = (SIDE - 1) / 2
+from mnist_contract.canvas import INK_THRESHOLD, MNIST_SIDE
+
 STATISTICS = ("ink_share", "mean_intensity", "bbox_size_pixels", "centre_offset_pixels")
+SUMMARY_QUANTITIES = ("mean", "std", "p01", "p50", "p99")
+CENTRE = (MNIST_SIDE - 1) / 2
 
 
 def measure(pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """Float ``[N, 28, 28]`` in 0..1 (white on black) -> each statistic per image, float64 ``[N]``.
+    """Float ``[N, 28, 28]`` in 0..1 -> each statistic per image, float64 ``[N]``.
 
-    ink_share: share of pixels that are ink; mean_intensity: the mean pixel value;
+    ink_share: share of pixels above ``INK_THRESHOLD``; mean_intensity: the mean pixel value;
     bbox_size_pixels: the longer side of the box around the ink (0 when blank);
-    centre_offset_pixels: how far the intensity-weighted centre lies from the image centre.
+    centre_offset_pixels: distance of the intensity-weighted centre from the image centre.
     """
-    images = np.asarray(pixels, dtype=np.float64).reshape(-1, SIDE, SIDE)
+    images = pixels.reshape(-1, MNIST_SIDE, MNIST_SIDE)
     ink: np.ndarray = images > INK_THRESHOLD
     rows, cols = np.asarray(ink.any(axis=2)), np.asarray(ink.any(axis=1))
-    mass = images.sum(axis=(1, 2))
-    coordinates = np.arange(SIDE)
+    row_mass, col_mass = images.sum(axis=2, dtype=np.float64), images.sum(axis=1, dtype=np.float64)
+    mass = row_mass.sum(axis=1)
+    coordinates = np.arange(MNIST_SIDE, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        centre_y = images.sum(axis=2) @ coordinates / mass
-        centre_x = images.sum(axis=1) @ coordinates / mass
+        offset = np.hypot(row_mass @ coordinates / mass - CENTRE, col_mass @ coordinates / mass - CENTRE)
     return {
         "ink_share": ink.mean(axis=(1, 2)),
-        "mean_intensity": images.mean(axis=(1, 2)),
+        "mean_intensity": mass / (MNIST_SIDE * MNIST_SIDE),
         "bbox_size_pixels": np.maximum(_extent(rows), _extent(cols)).astype(np.float64),
-        "centre_offset_pixels": np.where(mass > 0, np.hypot(centre_y - CENTRE, centre_x - CENTRE), 0.0),
+        "centre_offset_pixels": np.where(mass > 0, offset, 0.0),
     }
 
 
 def _extent(inked: np.ndarray) -> np.ndarray:
     """Per image, the span from the first to the last inked row (or column); 0 without ink."""
     first = inked.argmax(axis=1)
-    last = SIDE - 1 - inked[:, ::-1].argmax(axis=1)
+    last = MNIST_SIDE - 1 - inked[:, ::-1].argmax(axis=1)
     return np.where(inked.any(axis=1), last - first + 1, 0)
 
 

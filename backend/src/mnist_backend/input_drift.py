@@ -1,9 +1,5 @@
-"""Input drift: four cheap statistics of every input the model is given, live and as trained.
-
-Per 28x28 input (0..1, white on black, after canvas preprocessing): ink share, mean
-intensity, bounding-box size and centre-of-mass offset. Training stores the same four of its
-training split in the version's metadata (``data.input_statistics``: mean, std, p01, p50,
-p99). The service exports:
+"""Input drift: the contract's four input statistics (``mnist_contract.input_statistics``) of
+every input the model is given, live and as trained. The service exports:
 
 - ``mnist_input_statistic{statistic}``: a histogram of each, as served;
 - ``mnist_input_outside_training_range_total{statistic}``: inputs outside the training
@@ -27,53 +23,19 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from mnist_backend.preprocessing import INK_THRESHOLD, MNIST_SIDE
+from mnist_contract.input_statistics import STATISTICS, SUMMARY_QUANTITIES, measure
 
-CENTRE = (MNIST_SIDE - 1) / 2
 BUCKETS = {
     "ink_share": (0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.6),
     "mean_intensity": (0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.6),
     "bbox_size_pixels": (4, 8, 12, 14, 16, 17, 18, 19, 20, 21, 22, 24, 26, 28),
     "centre_offset_pixels": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0),
 }
-STATISTICS = tuple(BUCKETS)
 # How far beyond the training split's 1st/99th percentiles an input may lie and still count as
 # "like the training data": canvas preprocessing anti-aliases the 20-pixel box its digits are
 # scaled to, so their box measures 18-20 pixels where MNIST's measures 20 almost always.
 TOLERANCE = {"ink_share": 0.02, "mean_intensity": 0.02, "bbox_size_pixels": 2.0, "centre_offset_pixels": 0.5}
-REFERENCE_QUANTITIES = ("mean", "std", "p01", "p50", "p99")
 CHUNK = 256
-
-
-def measure(pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """Float ``[N, 28, 28]`` in 0..1 -> each statistic per image, float64 ``[N]``.
-
-    ink_share: share of pixels above ``INK_THRESHOLD``; mean_intensity: the mean pixel value;
-    bbox_size_pixels: the longer side of the box around the ink (0 when blank);
-    centre_offset_pixels: distance of the intensity-weighted centre from the image centre.
-    Training measures its split with the same definitions (a test runs both).
-    """
-    images = pixels.reshape(-1, MNIST_SIDE, MNIST_SIDE)
-    ink: np.ndarray = images > INK_THRESHOLD
-    rows, cols = np.asarray(ink.any(axis=2)), np.asarray(ink.any(axis=1))
-    row_mass, col_mass = images.sum(axis=2, dtype=np.float64), images.sum(axis=1, dtype=np.float64)
-    mass = row_mass.sum(axis=1)
-    coordinates = np.arange(MNIST_SIDE, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        offset = np.hypot(row_mass @ coordinates / mass - CENTRE, col_mass @ coordinates / mass - CENTRE)
-    return {
-        "ink_share": ink.mean(axis=(1, 2)),
-        "mean_intensity": mass / (MNIST_SIDE * MNIST_SIDE),
-        "bbox_size_pixels": np.maximum(_extent(rows), _extent(cols)).astype(np.float64),
-        "centre_offset_pixels": np.where(mass > 0, offset, 0.0),
-    }
-
-
-def _extent(inked: np.ndarray) -> np.ndarray:
-    """Per image, the span from the first to the last inked row (or column); 0 without ink."""
-    first = inked.argmax(axis=1)
-    last = MNIST_SIDE - 1 - inked[:, ::-1].argmax(axis=1)
-    return np.where(inked.any(axis=1), last - first + 1, 0)
 
 
 def training_ranges(reference: Mapping[str, Mapping[str, float]]) -> dict[str, tuple[float, float]]:
@@ -163,6 +125,6 @@ class InputStatistics(Collector):
                     labels=["statistic", "quantity"],
                 )
                 for name, quantities in self._reference.items():
-                    for quantity in REFERENCE_QUANTITIES:
+                    for quantity in SUMMARY_QUANTITIES:
                         reference.add_metric([name, quantity], quantities[quantity])
                 yield reference
