@@ -254,6 +254,12 @@ status=$(predict -o /dev/null -w '%{http_code}')
 [[ $status == 401 ]] || fail "without an API key expected 401, got $status"
 check "no API key: 401"
 
+# The Open Inference Protocol through the edge, by Triton's own client (binary tensors).
+"$PY" scripts/oip_client_check.py --url "$EDGE" --cacert "$TLS_CERT_DIR/tls.crt" --key-file "$API_KEYS_FILE" \
+  | sed 's/^/    | /'
+[[ ${PIPESTATUS[0]} -eq 0 ]] || fail "tritonclient could not read the digits through the edge's /v2"
+check "tritonclient: /v2 health, metadata and a binary batch through the HTTPS edge, 401 without a key"
+
 canary=$(predict -H "X-API-Key: $API_KEY" -H 'X-Experiment-Group: canary' | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
 [[ "$canary" == "$CANARY_VERSION" ]] || fail "X-Experiment-Group: canary reached $canary, not $CANARY_VERSION"
 check "X-Experiment-Group: canary is served by $CANARY_VERSION"

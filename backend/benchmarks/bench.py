@@ -5,7 +5,8 @@ defaults (API keys, JSON access log on) and the no-op baseline endpoint enabled,
 with wrk (pinned to CPU 1) and prints requests/s and p50/p90/p95/p99 at 16 and 64
 connections for: predict with 784 floats, predict with a 280x280 PNG (grayscale as the
 drawing page sends it, and RGBA on a transparent background as other drawing clients send
-it), a batch of 256, and the no-op that parses the same 784-float body through the same
+it), a batch of 256, the Open Inference Protocol's infer with one image as JSON and with 256
+as binary tensors, and the no-op that parses the same 784-float body through the same
 middleware and key check. Then in-process ONNX Runtime images/s at batch 1 and 256. The
 server's own metrics give each predicting scenario's time inside ONNX Runtime per image, and
 a float prediction's time per request is split into the no-op's, the model's and the rest; a
@@ -133,25 +134,59 @@ def real_digit() -> np.ndarray:
     return np.asarray(digits["3"], dtype=np.uint8)
 
 
-def request_bodies(workdir: Path) -> dict[str, tuple[Path, int]]:
-    """JSON body files per scenario, with how many images each request carries."""
+V2_INFER = "/v2/models/mnist-cnn/infer"
+V2_SINGLE, V2_BATCH = "v2 infer 1 JSON", "v2 infer 256 binary"
+ROUTES = {
+    "noop (784 floats)": "/api/v1/bench/noop",
+    "batch of 256": "/api/v1/predict/batch",
+    V2_SINGLE: V2_INFER,
+    V2_BATCH: V2_INFER,
+}
+
+
+@dataclass(frozen=True)
+class Body:
+    path: Path
+    images: int
+    header_length: int | None = None  # binary tensors follow a JSON header this long
+
+
+def request_bodies(workdir: Path) -> dict[str, Body]:
+    """Body files per scenario, with how many images each request carries."""
     digit = real_digit()
     floats = (digit / 255.0).round(4).ravel().tolist()
     drawing = Image.fromarray(digit).resize((280, 280), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(5))
     transparent = Image.new("RGBA", drawing.size, (30, 60, 200, 0))  # coloured ink, the stroke only in alpha
     transparent.putalpha(drawing)
+    v2_single = {"inputs": [{"name": "image", "shape": [1, 784], "datatype": "FP32", "data": floats}]}
+    batch = np.repeat((digit / 255.0).astype("<f4")[np.newaxis, np.newaxis], 256, axis=0)
+    v2_header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "shape": list(batch.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": batch.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
     bodies = {
-        "noop (784 floats)": ({"image": floats}, 1),
-        "predict 784 floats": ({"image": floats}, 1),
-        "predict PNG gray": ({"image_base64": png_base64(drawing)}, 1),
-        "predict PNG RGBA": ({"image_base64": png_base64(transparent)}, 1),
-        "batch of 256": ({"images": [floats] * 256}, 256),
+        "noop (784 floats)": (json.dumps({"image": floats}).encode(), 1, None),
+        "predict 784 floats": (json.dumps({"image": floats}).encode(), 1, None),
+        "predict PNG gray": (json.dumps({"image_base64": png_base64(drawing)}).encode(), 1, None),
+        "predict PNG RGBA": (json.dumps({"image_base64": png_base64(transparent)}).encode(), 1, None),
+        "batch of 256": (json.dumps({"images": [floats] * 256}).encode(), 256, None),
+        V2_SINGLE: (json.dumps(v2_single).encode(), 1, None),
+        V2_BATCH: (v2_header + batch.tobytes(), 256, len(v2_header)),
     }
     paths = {}
-    for index, (name, (payload, images)) in enumerate(bodies.items()):
-        path = workdir / f"body-{index}.json"
-        path.write_text(json.dumps(payload))
-        paths[name] = (path, images)
+    for index, (name, (content, images, header_length)) in enumerate(bodies.items()):
+        path = workdir / f"body-{index}.bin"
+        path.write_bytes(content)
+        paths[name] = Body(path, images, header_length)
     return paths
 
 
@@ -226,7 +261,7 @@ def start_server(model_dir: Path, port: int, log_path: Path, server_src: Path | 
 _PERCENTILES = re.compile(r"^PERCENTILES_US (\d+) (\d+) (\d+) (\d+)$", re.MULTILINE)
 
 
-def run_wrk(url: str, body: Path, connections: int, duration: int) -> dict[str, float]:
+def run_wrk(url: str, body: Body, connections: int, duration: int) -> dict[str, float]:
     command = pinned(
         1,
         [
@@ -244,7 +279,12 @@ def run_wrk(url: str, body: Path, connections: int, duration: int) -> dict[str, 
     )
     output = subprocess.run(
         command,
-        env={**os.environ, "BODY_FILE": str(body), "API_KEY": BENCH_API_KEY},
+        env={
+            **os.environ,
+            "BODY_FILE": str(body.path),
+            "API_KEY": BENCH_API_KEY,
+            "INFERENCE_HEADER_LENGTH": "" if body.header_length is None else str(body.header_length),
+        },
         capture_output=True,
         text=True,
         check=True,
@@ -279,13 +319,15 @@ def onnx_images_per_second(model_dir: Path) -> dict[int, float]:
     return rates
 
 
-def preprocessing_us(bodies: dict[str, tuple[Path, int]]) -> dict[str, dict[str, float]]:
+def preprocessing_us(bodies: dict[str, Body]) -> dict[str, dict[str, float]]:
     """In-process, per PNG scenario, microseconds per image: Pillow's decode alone, and the whole
     canvas preprocessing the route runs before the model (header check and decode included)."""
     max_pixels = Settings.model_fields["max_image_pixels"].default
     times = {}
-    for name, (path, _) in bodies.items():
-        payload = json.loads(path.read_text()).get("image_base64")
+    for name, body in bodies.items():
+        if body.header_length is not None:
+            continue
+        payload = json.loads(body.path.read_text()).get("image_base64")
         if payload is None:
             continue
         times[name] = {
@@ -352,19 +394,20 @@ def main() -> None:
 
 
 def run_rounds(
-    args: argparse.Namespace, bodies: dict[str, tuple[Path, int]], connections: list[int], ports: dict[str, int]
+    args: argparse.Namespace, bodies: dict[str, Body], connections: list[int], ports: dict[str, int]
 ) -> tuple[list[WrkResult], list[dict[int, float]], list[dict[str, dict[str, float]]]]:
     """Every (scenario, connections) on every version, ``--repeat`` rounds; medians per cell.
 
     Each round also measures the in-process ceilings: ONNX Runtime, and PNG preprocessing."""
-    routes = {"noop (784 floats)": "/api/v1/bench/noop", "batch of 256": "/api/v1/predict/batch"}
     # A client of the batch route uses at most MAX_CONCURRENT_BATCHES (4) connections; more
     # would measure how fast the service says 503.
     plan = [
         (name, conns)
-        for name, (_, images) in bodies.items()
-        for conns in (sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if images > 1 else connections)
+        for name, body in bodies.items()
+        for conns in (sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if body.images > 1 else connections)
     ]
+    # A compared checkout older than a route (the /v2 protocol) is not run on it.
+    served = {(version, name) for version in ports for name in bodies if _serves(ports[version], name)}
     runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
     ceilings, decoding, warmed = [], [], set()
     for round_index in range(args.repeat):
@@ -373,9 +416,9 @@ def run_rounds(
         # Alternate which version goes first, so neither always runs on the warmer machine.
         versions = list(ports) if round_index % 2 == 0 else list(reversed(ports))
         for name, conns in plan:
-            body, _ = bodies[name]
-            for version in versions:
-                url = f"http://127.0.0.1:{ports[version]}{routes.get(name, '/api/v1/predict')}"
+            body = bodies[name]
+            for version in (v for v in versions if (v, name) in served):
+                url = f"http://127.0.0.1:{ports[version]}{ROUTES.get(name, '/api/v1/predict')}"
                 if (version, name) not in warmed:
                     warmed.add((version, name))
                     run_wrk(url, body, 4, 2)  # warm up once per scenario and version
@@ -396,11 +439,19 @@ def run_rounds(
                     run["model_us_per_image"] = 1e6 * (seconds_after - seconds_before) / (images_after - images_before)
                 runs[(version, name, conns)].append(run)
     results = [
-        summarize(version, name, conns, bodies[name][1], runs[(version, name, conns)])
+        summarize(version, name, conns, bodies[name].images, runs[(version, name, conns)])
         for version in ports
         for name, conns in plan
+        if (version, name) in served
     ]
     return results, ceilings, decoding
+
+
+def _serves(port: int, scenario: str) -> bool:
+    """Whether the server has the scenario's route (an older checkout may not): not a 404."""
+    route = ROUTES.get(scenario, "/api/v1/predict")
+    reply = httpx.post(f"http://127.0.0.1:{port}{route}", headers={"X-API-Key": BENCH_API_KEY}, json={}, timeout=10)
+    return reply.status_code != 404
 
 
 def print_report(
@@ -509,7 +560,10 @@ def print_comparison(ours: list[WrkResult], compared: dict[tuple[str, int], WrkR
     print("\nBefore (--compare-src) and after (this code), interleaved in the same rounds")
     print(f"{'scenario':<20}{'conns':>6}{'req/s before':>14}{'after':>8}{'change':>8}{'p99 before':>12}{'after':>8}")
     for r in ours:
-        before = compared[(r.scenario, r.connections)]
+        before = compared.get((r.scenario, r.connections))
+        if before is None:
+            print(f"{r.scenario:<20}{r.connections:>6}{'(not served before)':>22}{r.requests_per_s:>8.0f}")
+            continue
         change = r.requests_per_s / before.requests_per_s - 1 if before.requests_per_s else 0.0
         # A change smaller than the runs' own spread is not a measured difference.
         noise = " (within spread)" if abs(change) < max(r.spread, before.spread) else ""
@@ -550,6 +604,15 @@ def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
         if batch:
             ratio = batch.images_per_s / ceiling[256]
             verdict(f"batch-256 images/s / in-process ONNX, {conns} connections", ratio, 0.6, errors=batch.non_2xx)
+        v2_batch, v2_single = find_result(results, V2_BATCH, conns), find_result(results, V2_SINGLE, conns)
+        if v2_batch:
+            ratio = v2_batch.images_per_s / ceiling[256]
+            verdict(
+                f"v2 binary batch-256 images/s / in-process ONNX, {conns} conns", ratio, 0.8, errors=v2_batch.non_2xx
+            )
+        if v2_single and floats:
+            ratio = v2_single.requests_per_s / floats.requests_per_s
+            verdict(f"v2 JSON infer / predict floats req/s, {conns} connections", ratio, 0.9, errors=v2_single.non_2xx)
 
 
 if __name__ == "__main__":

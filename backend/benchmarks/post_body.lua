@@ -1,10 +1,16 @@
--- wrk script: POST the JSON body from the file named in BODY_FILE (set by bench.py).
+-- wrk script: POST the body from the file named in BODY_FILE (set by bench.py).
 local path = os.getenv("BODY_FILE")
 local file = assert(io.open(path, "rb"), "cannot open BODY_FILE " .. tostring(path))
 wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+-- The Open Inference Protocol's binary tensors: the JSON header's length (bench.py sets it).
+local header_length = os.getenv("INFERENCE_HEADER_LENGTH")
+if header_length and header_length ~= "" then
+  wrk.headers["Content-Type"] = "application/octet-stream"
+  wrk.headers["Inference-Header-Content-Length"] = header_length
+end
 local key = os.getenv("API_KEY")
 if key and key ~= "" then
   wrk.headers["X-API-Key"] = key

@@ -40,6 +40,9 @@ def test_pixel_arrays_in_both_shapes_give_the_same_image():
         ([0.0] * 783 + [float("inf")], "finite"),
         ([0.0] * 783 + [255.0], "between 0 and 1"),
         ([-0.5] + [0.0] * 783, "between 0 and 1"),
+        # Over 1 as sent, though float32 would round it to 1.0: the schema's maximum holds exactly.
+        ([0.0] * 783 + [1.0000000000000002], "value 783 is 1.0000000000000002"),
+        ([-1e-50] + [0.0] * 783, "value 0 is -1e-50"),
         ([[0.0] * 28] * 27 + [[0.0] * 3], "784 numbers or 28 rows of 28"),
     ],
 )

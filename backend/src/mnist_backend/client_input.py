@@ -33,10 +33,12 @@ class ImageTooLargeError(InvalidImageError):
 
 
 def pixels_from_array(values: list, where: str = "image") -> np.ndarray:
-    """784 floats or 28x28 nested floats (0..1, white on black) -> float32 ``[28, 28]``."""
+    """784 floats or 28x28 nested floats (0..1, white on black) -> float32 ``[28, 28]``.
+
+    The range is checked on the values as sent (float64, as JSON numbers are): 1.0000000000000002
+    is over 1 even though float32 would round it to 1, so what the schema refuses is refused."""
     try:
-        with np.errstate(over="ignore"):  # 1e300 becomes inf, which the finiteness check names
-            array = np.asarray(values, dtype=np.float32)
+        array = np.asarray(values, dtype=np.float64)
     except (ValueError, TypeError):
         raise InvalidImageError(f"{where} must be 784 numbers or 28 rows of 28 numbers") from None
     if array.shape == (MNIST_SIDE * MNIST_SIDE,):
@@ -52,9 +54,9 @@ def pixels_from_array(values: list, where: str = "image") -> np.ndarray:
             raise InvalidImageError(f"{where} values must be finite numbers; value {index} is {array.flat[index]}")
         index = int(np.flatnonzero((array < 0) | (array > 1))[0])
         raise InvalidImageError(
-            f"{where} values must be between 0 and 1 (MNIST convention); value {index} is {array.flat[index]:g}"
+            f"{where} values must be between 0 and 1 (MNIST convention); value {index} is {float(array.flat[index])!r}"
         )
-    return array
+    return array.astype(np.float32)
 
 
 def pixels_from_arrays(values: list[list], wheres: list[str]) -> np.ndarray:
@@ -64,13 +66,12 @@ def pixels_from_arrays(values: list[list], wheres: list[str]) -> np.ndarray:
     (a bad value, a wrong or mixed shape) takes the per-image path, whose error names the image.
     """
     try:
-        with np.errstate(over="ignore"):
-            array = np.asarray(values, dtype=np.float32)
+        array = np.asarray(values, dtype=np.float64)  # the range is checked as sent (pixels_from_array)
     except (ValueError, TypeError):  # ragged, or shapes mixed between images
-        array = np.empty(0, dtype=np.float32)
+        array = np.empty(0, dtype=np.float64)
     well_formed = array.shape[1:] in ((MNIST_SIDE * MNIST_SIDE,), (MNIST_SIDE, MNIST_SIDE))
     if well_formed and array.min() >= 0 and array.max() <= 1:  # NaN fails both comparisons
-        return array.reshape(len(values), MNIST_SIDE, MNIST_SIDE)
+        return array.reshape(len(values), MNIST_SIDE, MNIST_SIDE).astype(np.float32)
     return np.stack([pixels_from_array(value, where) for value, where in zip(values, wheres, strict=True)])
 
 

@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from mnist_backend import __version__
-from mnist_backend.api import admin, bench, health, metrics_route, model_info, predict
+from mnist_backend.api import admin, bench, health, metrics_route, model_info, open_inference, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.client_input import limit_pillow_decoding
 from mnist_backend.config import Settings
@@ -23,6 +23,7 @@ from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
+from mnist_backend.openapi_contract import state_settings_in_openapi
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
@@ -98,12 +99,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.batch_admission = Admission(settings.max_concurrent_batches, "batch", "batch places")
     app.state.access_control = AccessControl(settings)  # refuses a malformed RATE_LIMIT now, not per request
 
-    for module in (health, metrics_route, admin):
-        app.include_router(module.router)
+    for router in (health.router, metrics_route.router, admin.router, open_inference.probes):
+        app.include_router(router)
     # Keys and rate limits: dependencies of the client routes, so they run after routing.
-    for module in (predict, model_info, *((bench,) if settings.enable_bench_endpoint else ())):
-        app.include_router(module.router, dependencies=client_dependencies(settings))
+    client_routers = [predict.router, model_info.router, open_inference.router]
+    for router in (*client_routers, *((bench.router,) if settings.enable_bench_endpoint else ())):
+        app.include_router(router, dependencies=client_dependencies(settings))
     install_error_handlers(app)
+    state_settings_in_openapi(app, settings)
 
     # Added innermost first: the request id and metrics wrap everything, 413 included. Keys and
     # rate limits are route dependencies (security.py), so they run after routing.

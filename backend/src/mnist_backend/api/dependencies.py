@@ -55,6 +55,18 @@ async def parse_json_body(request: Request, model: type[Body], max_bytes: int, m
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise APIError(415, f"send the body as application/json (got {content_type or 'no content type'!r})")
+    body = await read_body(request, max_bytes)
+    # The parser materializes every value before validation can refuse one (4 MiB of "0," is
+    # 2 million numbers, ~200 MB of RSS). JSON separates values with commas and base64 has
+    # none, so counting them (a C loop over the bytes) bounds that cost first.
+    values = body.count(b",") + 1
+    if values > max_values:
+        raise APIError(413, f"request body holds about {values} values; this route accepts at most {max_values}")
+    return model.model_validate_json(body)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, or 413 past ``max_bytes`` (declared or streamed) before the rest is read."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise APIError(413, _too_large(int(declared), max_bytes))
@@ -64,14 +76,7 @@ async def parse_json_body(request: Request, model: type[Body], max_bytes: int, m
         if received > max_bytes:
             raise APIError(413, _too_large(received, max_bytes))
         chunks.append(chunk)
-    body = b"".join(chunks)
-    # The parser materializes every value before validation can refuse one (4 MiB of "0," is
-    # 2 million numbers, ~200 MB of RSS). JSON separates values with commas and base64 has
-    # none, so counting them (a C loop over the bytes) bounds that cost first.
-    values = body.count(b",") + 1
-    if values > max_values:
-        raise APIError(413, f"request body holds about {values} values; this route accepts at most {max_values}")
-    return model.model_validate_json(body)
+    return b"".join(chunks)
 
 
 @contextlib.asynccontextmanager

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from mnist_backend.decode_pool import ServiceBusyError
 from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
+from mnist_backend.open_inference import ProtocolError
 from mnist_contract.canvas import InvalidImageError
 
 # nginx's code for "the client closed the connection first"; nobody reads it, logs and metrics do.
@@ -35,6 +36,12 @@ def json_response(payload: object, status: int = 200, headers: dict[str, str] | 
     )
 
 
+def error_body(request: Request, detail: str) -> dict[str, str]:
+    """``{"detail": ...}`` on this service's own API; the Open Inference Protocol's
+    ``{"error": ...}`` under ``/v2``, which its clients read."""
+    return {"error": detail} if request.url.path.startswith("/v2") else {"detail": detail}
+
+
 def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's error list as one sentence a person can act on."""
     parts = []
@@ -48,8 +55,8 @@ def describe_validation_errors(errors: Sequence[Mapping[str, Any]]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, error: APIError) -> Response:
-        return json_response({"detail": error.detail}, error.status, error.headers)
+    async def _api_error(request: Request, error: APIError) -> Response:
+        return json_response(error_body(request, error.detail), error.status, error.headers)
 
     @app.exception_handler(InvalidImageError)
     async def _invalid_image(_: Request, error: InvalidImageError) -> Response:
@@ -63,11 +70,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(request: Request, error: ServiceBusyError) -> Response:
         request.app.state.metrics.busy_rejections.labels(kind=error.kind).inc()
         detail = f"the service is busy ({error}); retry shortly"
-        return json_response({"detail": detail}, 503, {"Retry-After": "1"})
+        return json_response(error_body(request, detail), 503, {"Retry-After": "1"})
 
     @app.exception_handler(RequestAbandonedError)
-    async def _abandoned(_: Request, error: RequestAbandonedError) -> Response:
-        return json_response({"detail": str(error)}, CLIENT_CLOSED_REQUEST)
+    async def _abandoned(request: Request, error: RequestAbandonedError) -> Response:
+        return json_response(error_body(request, str(error)), CLIENT_CLOSED_REQUEST)
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol_error(_: Request, error: ProtocolError) -> Response:
+        return json_response({"error": str(error)}, error.status)
 
     @app.exception_handler(ValidationError)
     async def _invalid_body(_: Request, error: ValidationError) -> Response:

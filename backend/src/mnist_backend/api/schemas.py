@@ -26,9 +26,23 @@ PixelArray = Annotated[
         }
     ),
 ]
+# Strict base64 (RFC 4648 alphabet, padded to whole quads), after an optional data: URL prefix:
+# what the decoder accepts, so a schema-valid value is never "not valid base64".
+BASE64_PATTERN = (
+    r"^(data:[^,]*,)?(([A-Za-z0-9+/]{4})+([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$"
+)
 Base64Image = Annotated[
     str,
     Field(description="a PNG or JPEG, base64 (a data: URL prefix is allowed); any size or colours", min_length=1),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "contentEncoding": "base64",
+            "contentMediaType": "image/png",
+            "pattern": BASE64_PATTERN,
+            "description": "a PNG or JPEG, base64 (a data: URL prefix is allowed); any size or colours",
+        }
+    ),
 ]
 
 
@@ -74,8 +88,8 @@ class BatchRequest(BaseModel):
 
     images: list[PixelArray | Base64Image] = Field(
         min_length=1,
-        description="pixel arrays and/or base64 images; at most MAX_BATCH (default 256) per request",
-        json_schema_extra={"maxItems": 256},
+        # The served schema states MAX_BATCH's value (openapi_contract.py).
+        description="pixel arrays and/or base64 images; at most MAX_BATCH per request",
     )
     return_input: bool = Field(False, strict=True)
 
