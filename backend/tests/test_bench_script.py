@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 
 BACKEND = Path(__file__).resolve().parents[1]
-SCENARIOS = {"noop (784 floats)", "predict 784 floats", "predict PNG gray", "predict PNG RGBA", "batch of 256"}
+SCENARIOS = {
+    "noop (784 floats)",
+    "predict 784 floats",
+    "predict PNG gray",
+    "predict PNG RGBA",
+    "batch of 256",
+    "v2 infer 1 JSON",
+    "v2 infer 256 binary",
+}
 
 
 def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path, tmp_path: Path) -> None:
@@ -42,8 +50,11 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
             assert row["model_us_per_image"] is None, row
         else:
             assert 0 < row["model_us_per_image"] < 1e6, row
-    batch = next(row for row in data["wrk"] if row["scenario"] == "batch of 256")
-    assert batch["images_per_s"] == 256 * batch["requests_per_s"]
+    for name in ("batch of 256", "v2 infer 256 binary"):
+        batch = next(row for row in data["wrk"] if row["scenario"] == name)
+        assert batch["images_per_s"] == 256 * batch["requests_per_s"]
+    assert "v2 binary batch-256 images/s / in-process ONNX, 4 conns" in result.stdout
+    assert "v2 JSON infer / predict floats req/s, 4 connections" in result.stdout
     assert "p95 ms" in result.stdout and "spread" in result.stdout and "model us/img" in result.stdout
     assert "predict floats / no-op req/s, 4 connections" in result.stdout
     split = re.search(
