@@ -206,3 +206,26 @@ def test_the_protocols_requests_are_counted_by_route_and_feed_the_drift_statisti
         return float(lines[0].split()[-1]) if lines else 0.0
 
     assert count(after) - count(before) == 10
+
+
+def test_the_schema_documents_every_operation_of_the_protocols_rest_api(client):
+    """The protocol's REST table (server live/ready/metadata; model ready/metadata/infer, each
+    with and without a version), as this service's OpenAPI documents it: the paths the fuzzer
+    exercises are the protocol's, no more, no fewer."""
+    model, version = "/v2/models/{model_name}", "/v2/models/{model_name}/versions/{model_version}"
+    protocol = {
+        ("get", "/v2"),
+        ("get", "/v2/health/live"),
+        ("get", "/v2/health/ready"),
+        *(("get", base) for base in (model, version)),
+        *(("get", f"{base}/ready") for base in (model, version)),
+        *(("post", f"{base}/infer") for base in (model, version)),
+    }
+    paths = client.get("/openapi.json").json()["paths"]
+    documented = {
+        (method, path) for path, operations in paths.items() if path.startswith("/v2") for method in operations
+    }
+    assert documented == protocol
+    infer = paths[f"{model}/infer"]["post"]
+    assert set(infer["responses"]) == {"200", "400", "401", "404", "413", "429", "503"}
+    assert infer["parameters"][0]["schema"]["enum"] == [MODEL]

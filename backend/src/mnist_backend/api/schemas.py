@@ -128,14 +128,19 @@ def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        401: "missing or invalid X-API-Key (when keys are configured)",
-        413: "body over the route's limit, more than MAX_BATCH images, or more than MAX_BATCH_PIXELS pixels",
-        415: "body is not application/json",
-        422: "the input is not a digit image; the detail says why",
-        429: "rate limit (or failed-authentication limit) exceeded; see Retry-After",
-        503: "no model loaded, or every image-decoding place is taken; the detail says why",
-    }.items()
+ERROR_DESCRIPTIONS = {
+    401: "missing or invalid X-API-Key (when keys are configured)",
+    413: "body over the route's limit, more than MAX_BATCH images, or more than MAX_BATCH_PIXELS pixels",
+    415: "body is not application/json",
+    422: "the input is not a digit image; the detail says why",
+    429: "rate limit (or failed-authentication limit) exceeded; see Retry-After",
+    503: "no model loaded, or every image-decoding place is taken; the detail says why",
 }
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error replies of a route: only the statuses it can answer."""
+    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+
+
+ERROR_RESPONSES = error_responses(*ERROR_DESCRIPTIONS)  # the predict routes can answer every one

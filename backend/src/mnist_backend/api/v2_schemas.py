@@ -97,14 +97,16 @@ class InferReply(BaseModel):
 
 
 INFER_REQUEST_BODY = request_body_schema(InferRequestBody)
-PROTOCOL_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorReply, "description": description}
-    for status, description in {
-        400: "the request breaks the protocol or this model's input: the error names the field",
-        401: "missing or invalid X-API-Key (when keys are configured)",
-        404: "no such model or version here",
-        413: "body over MAX_BODY_BYTES or more than MAX_BATCH images",
-        429: "rate limit (or failed-authentication limit) exceeded; see Retry-After",
-        503: "no model loaded, or every decoding place is taken",
-    }.items()
+PROTOCOL_ERROR_DESCRIPTIONS = {
+    400: "the request breaks the protocol or this model's input: the error names the field",
+    401: "missing or invalid X-API-Key (when keys are configured)",
+    404: "no such model or version here",
+    413: "body over MAX_BODY_BYTES or more than MAX_BATCH images",
+    429: "rate limit (or failed-authentication limit) exceeded; see Retry-After",
+    503: "no model loaded, or every decoding place is taken",
 }
+
+
+def protocol_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented ``{"error": ...}`` replies of a route: only the statuses it can answer."""
+    return {status: {"model": ErrorReply, "description": PROTOCOL_ERROR_DESCRIPTIONS[status]} for status in statuses}
