@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 import sys
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +31,8 @@ def main() -> int:
     client = triton.InferenceServerClient(
         args.url.removeprefix("https://"),
         ssl=True,
-        ssl_context_factory=partial(ssl.create_default_context, cafile=str(args.cacert)),
+        # Not ssl_context_factory: the client calls it with its own cafile (certifi's), over ours.
+        ssl_options={"ca_certs": str(args.cacert)},
         connection_timeout=10,
         network_timeout=30,
     )
