@@ -138,9 +138,16 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+def documented_errors(
+    model: type[BaseModel], descriptions: dict[int, str], statuses: tuple[int, ...]
+) -> dict[int | str, dict[str, Any]]:
+    """The documented error replies of a route: only the statuses it can answer, in ``model``'s shape."""
+    return {status: {"model": model, "description": descriptions[status]} for status in statuses}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The documented error replies of a route: only the statuses it can answer."""
-    return {status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]} for status in statuses}
+    """``{"detail": ...}`` replies, this service's own API."""
+    return documented_errors(ErrorResponse, ERROR_DESCRIPTIONS, statuses)
 
 
 ERROR_RESPONSES = error_responses(*ERROR_DESCRIPTIONS)  # the predict routes can answer every one

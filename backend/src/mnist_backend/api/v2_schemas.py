@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mnist_backend.api.schemas import request_body_schema
+from mnist_backend.api.schemas import documented_errors, request_body_schema
 
 TensorData = list[Any]  # numbers, flat (row-major) or nested by the shape
 
@@ -108,5 +108,5 @@ PROTOCOL_ERROR_DESCRIPTIONS = {
 
 
 def protocol_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The documented ``{"error": ...}`` replies of a route: only the statuses it can answer."""
-    return {status: {"model": ErrorReply, "description": PROTOCOL_ERROR_DESCRIPTIONS[status]} for status in statuses}
+    """``{"error": ...}`` replies, the protocol's."""
+    return documented_errors(ErrorReply, PROTOCOL_ERROR_DESCRIPTIONS, statuses)
