@@ -50,15 +50,19 @@ MLFLOW_PORT ?= 5000
 
 .PHONY: train
 train: install ## Train the CNN, publish a version into models/, track and register it in MLflow (≈2 min; TRAIN_PARAMS=k=v,...; TRACKING=off)
-	cd training && $(PY) -m mnist_training $(if $(filter off,$(TRACKING)),--env untracked) \
+	cd training && MLFLOW_PORT=$(MLFLOW_PORT) $(PY) -m mnist_training $(if $(filter off,$(TRACKING)),--env untracked) \
 		--params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
-	@$(if $(filter off,$(TRACKING)),echo "Not tracked (TRACKING=off).",echo "Tracked in $${MLFLOW_TRACKING_URI:-the embedded store training/mlruns/: make mlflow, then http://127.0.0.1:$(MLFLOW_PORT)}")
+	@$(if $(filter off,$(TRACKING)),echo "Not tracked (TRACKING=off).",echo "Tracked in $${MLFLOW_TRACKING_URI:-the embedded store training/mlruns/: make mlflow, then open the 'MLflow run' address above}")
 
 .PHONY: mlflow
 mlflow: install ## The MLflow UI over the embedded tracking store (training/mlruns/) on http://127.0.0.1:5000 (MLFLOW_PORT)
 	@mkdir -p training/mlruns
 	cd training && MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(PY) -m mlflow server --backend-store-uri sqlite:///mlruns/mlflow.db \
 		--default-artifact-root ./mlruns --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
+
+.PHONY: docs-screenshots
+docs-screenshots: install ## Screenshots of MLflow's run and model version pages and the page's model card into docs/images/ (after make train)
+	$(PY) scripts/docs-screenshots.py --out docs/images --models $(MODELS_DIR)
 
 .PHONY: promote
 promote: install ## Move a registry alias: VERSION=<n|id> TO=staging|production|canary [REASON=... forces]; ROLLBACK=<alias>; neither: list

@@ -57,6 +57,19 @@ def test_the_contract_files_are_published(stand_in, tmp_path, model_dir, model_v
     assert sorted(p.name for p in (tmp_path / "models" / model_version).iterdir()) == sorted(registry.ALLOWED_FILES)
 
 
+def test_the_mlflow_model_files_are_allowed_but_not_downloaded(stand_in, tmp_path, model_dir, model_version):
+    """A version is an MLflow ONNX model too (MLmodel, environment files, input examples): the
+    sync accepts such a version and fetches only what serving reads."""
+    files = real_files(model_dir, model_version)
+    assert files.keys() >= registry.MLFLOW_MODEL_FILES, "training publishes the MLflow model's files"
+    serve_version(stand_in, model_version, files)
+    outcome = look(stand_in, tmp_path / "models")
+    assert outcome.result == "published", outcome.detail
+    for name in registry.MLFLOW_MODEL_FILES:
+        assert not stand_in.received(path=f"{FILES_ROUTE}/{ROOT}/{name}"), name
+    assert (tmp_path / "models" / model_version / "MODEL_CARD.md").read_bytes() == files["MODEL_CARD.md"]
+
+
 def test_a_file_outside_the_contract_refuses_the_version_without_downloading_anything(
     stand_in, tmp_path, model_dir, model_version
 ):

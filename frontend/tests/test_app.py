@@ -39,6 +39,18 @@ def test_ready_backend_shows_model_version_and_accuracy(run_page, backend_url, m
     sidebar = texts(page.sidebar.markdown)
     assert version in sidebar and "Test accuracy" in sidebar
     assert "Draw a digit on the canvas" in texts(page.info)
+    # The served version's model card, as the backend serves it, behind the sidebar's expander.
+    [card_expander] = [e for e in page.sidebar.expander if e.label.startswith("Model card")]
+    card = (model_dir / version / "MODEL_CARD.md").read_text()
+    assert texts(card_expander.markdown) == card.strip()
+
+
+def test_a_version_without_a_card_shows_no_card(run_page, scripted):
+    scripted.ready_with_model()
+    scripted.reply("/api/v1/model/card", 404, {"detail": "model version 20260101T000000Z-abcdef has no model card"})
+    page = run_page(scripted.url)
+    assert texts(page.sidebar.success) == "Ready"
+    assert not [e for e in page.sidebar.expander if e.label.startswith("Model card")]
 
 
 def test_example_digit_is_predicted_by_the_real_backend(run_page, backend_url):

@@ -22,6 +22,21 @@ def test_status_of_a_real_backend_is_ready_with_its_model(backend_url, model_dir
     assert status.model_info["version"] == (model_dir / "CURRENT").read_text().strip()
 
 
+def test_the_model_card_is_fetched_once_per_version(backend_url, model_dir, scripted):
+    version = (model_dir / "CURRENT").read_text().strip()
+    client = client_for(backend_url)
+    assert client.model_card(version) == (model_dir / version / "MODEL_CARD.md").read_text()
+
+    scripted.reply("/api/v1/model/card", 200, b"# Model card: mnist-cnn A\n")
+    client = client_for(scripted.url)
+    assert client.model_card("A") == client.model_card("A") == "# Model card: mnist-cnn A\n"
+    assert len(scripted.received(path="/api/v1/model/card")) == 1
+    scripted.reply("/api/v1/model/card", 401, {"detail": "missing or invalid X-API-Key"})
+    assert client.model_card("B") is None  # not cached: asked again on the next rerun
+    assert client.model_card("B") is None
+    assert len(scripted.received(path="/api/v1/model/card")) == 3
+
+
 @pytest.mark.parametrize("digit", [0, 4, 9])
 def test_real_backend_reads_real_example_digits(backend_url, digit):
     prediction = client_for(backend_url).predict_png(example_digit_png(digit))

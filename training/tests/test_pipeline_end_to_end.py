@@ -48,7 +48,10 @@ def test_pipeline_writes_a_version_that_passes_the_schema(tmp_path):
     version = read_current_version(models_dir)
     version_dir = models_dir / version
     names = sorted(p.name for p in version_dir.iterdir())
-    assert names == ["confusion_matrix.png", "metadata.json", "metadata.schema.json", "metrics.json", "model.onnx"]
+    contract = ["metadata.json", "metadata.schema.json", "model.onnx"]
+    for_people = ["MODEL_CARD.md", "confusion_matrix.png", "metrics.json"]
+    mlflow_model = ["MLmodel", "conda.yaml", "input_example.json", "python_env.yaml", "requirements.txt"]
+    assert names == sorted([*contract, *for_people, *mlflow_model, "serving_input_example.json"])
     metadata = json.loads((version_dir / "metadata.json").read_text())
     check_metadata(metadata)
     assert metadata["version"] == version

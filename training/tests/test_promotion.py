@@ -133,6 +133,32 @@ def test_the_guards_refuse_a_version_below_the_floor_with_a_sentence_naming_it(r
     assert version.tags["promotion.qa.forced"].startswith("a smoke test")
 
 
+def test_every_alias_move_is_readable_in_the_registry(registry):
+    """Who moved which alias when, from which version to which, forced or not and why: a table in
+    the registered model's description (what MLflow's UI shows), kept from the alias_moves tag."""
+    ids = registry["ids"]
+    as_ci = {**NO_FLOOR, "MLFLOW_TRACKING_USERNAME": "ci-promoter"}
+    assert promote(registry, "1", "--to", "audit", env=as_ci).returncode == 0
+    forced = promote(registry, "2", "--to", "audit", "--force", "--reason", "hotfix | urgent")
+    assert forced.returncode == 0, forced.stderr
+    assert promote(registry, "--rollback", "audit", env=as_ci).returncode == 0
+
+    model = registry["client"].get_registered_model(MODEL_NAME)
+    moves = [move for move in json.loads(model.tags["alias_moves"]) if move["alias"] == "audit"]
+    assert [(m["version"], m["replaced"], m["by"], m["how"]) for m in moves] == [
+        (f"1 ({ids['1']})", "", "ci-promoter", "promoted"),
+        (f"2 ({ids['2']})", "1", moves[1]["by"], "forced"),
+        (f"1 ({ids['1']})", "2", "ci-promoter", "rolled back"),
+    ]
+    assert moves[1]["reason"] == "hotfix | urgent" and moves[1]["by"] != "ci-promoter"
+    table = model.description.split("## Alias moves")[1]
+    rows = [line for line in table.splitlines() if "| audit |" in line]
+    assert len(rows) == 3  # newest first, a pipe in a reason cannot break the table
+    assert rows[0].endswith(f"| audit | 1 ({ids['1']}) | 2 | ci-promoter | rolled back | - |")
+    assert rows[1].endswith(f"| audit | 2 ({ids['2']}) | 1 | {moves[1]['by']} | forced | hotfix / urgent |")
+    assert model.description.startswith("MNIST CNN.") and len(model.description) <= 5000
+
+
 def test_a_version_far_below_the_one_it_replaces_is_refused(registry):
     client = registry["client"]
     accuracy = float(registry["tags"]["test_accuracy"])

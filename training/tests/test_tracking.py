@@ -23,8 +23,9 @@ from mlflow import MlflowClient
 
 from mnist_testkit import postgres
 from mnist_testkit.digits import load_digits
-from mnist_testkit.processes import REPO_ROOT, start_backend, start_mlflow_server
+from mnist_testkit.processes import REPO_ROOT, Process, start_backend, start_mlflow_server
 from mnist_testkit.waiting import free_port
+from mnist_training.pipelines.track.nodes import fit_description
 from tests.conftest import PROJECT_ROOT
 
 TINY = "data.limit=500,train.epochs=2,train.architecture.channels=4,evaluate.enforce_floors=false"
@@ -131,6 +132,7 @@ def check_registered_run(tracking_uri: str, models_dir: Path, registered, tmp_pa
     assert {"git_sha", "data_source"} <= registered.tags.keys()
 
     run = client.get_run(registered.run_id)
+    check_one_named_run_with_its_data(client, run, version, metadata)
     assert run.data.params["train.epochs"] == "2" and run.data.params["train.architecture.channels"] == "4"
     assert run.data.params["data.limit"] == "500" and run.data.params["registry.model_name"] == MODEL_NAME
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
@@ -145,12 +147,47 @@ def check_registered_run(tracking_uri: str, models_dir: Path, registered, tmp_pa
     # The registered artifacts are the published folder, byte for byte: the serving contract.
     downloaded = download(tracking_uri, registered.version, tmp_path / "download")
     published = models_dir / version
-    assert sorted(p.name for p in downloaded.iterdir()) == sorted(p.name for p in published.iterdir())
+    # (MLflow's client writes registered_model_meta beside a downloaded MLflow model.)
+    assert sorted(p.name for p in downloaded.iterdir() if p.name != "registered_model_meta") == sorted(
+        p.name for p in published.iterdir()
+    )
     for path in published.iterdir():
         assert (downloaded / path.name).read_bytes() == path.read_bytes(), path.name
     answer, expected = serve_and_predict(downloaded, tmp_path)
     assert answer["model_version"] == version
     assert answer["digit"] == expected and sum(answer["probabilities"]) == pytest.approx(1, abs=1e-3)
+    # Its description is the version's model card, every section there.
+    assert registered.description == fit_description((published / "MODEL_CARD.md").read_text())
+    for section in CARD_SECTIONS:
+        assert f"\n## {section}\n" in registered.description, section
+
+
+CARD_SECTIONS = ("Intended use", "Data", "Metrics", "Preprocessing contract", "Known limits", "Training")
+
+
+def check_one_named_run_with_its_data(client: MlflowClient, run, version: str, metadata: dict) -> None:
+    """One run for the training (no stray or nested one), named after its version, in an experiment
+    that MLflow's UI opens on its runs, with plain parameter values and the data set as its inputs."""
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id], f"attributes.run_name = 'train {version}'")
+    assert [r.info.run_id for r in runs] == [run.info.run_id]
+    started_with_it = client.search_runs(
+        [experiment.experiment_id], f"attributes.start_time >= {run.info.start_time - 5000}"
+    )
+    assert [r.info.run_id for r in started_with_it if r.info.start_time <= run.info.end_time] == [run.info.run_id]
+    assert "mlflow.parentRunId" not in run.data.tags
+    assert run.info.run_name == f"train {version}" and run.info.status == "FINISHED"
+    assert not [key for key, value in run.data.params.items() if "=" in value or "Params(" in value], "repr values"
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    source = metadata["data"]["source"]
+    assert sorted(inputs) == sorted(f"mnist-{source}/{split}" for split in ("train", "validation", "test"))
+    for split, count in (("train", "n_train"), ("validation", "n_validation"), ("test", "n_test")):
+        dataset_input = inputs[f"mnist-{source}/{split}"]
+        assert dataset_input.dataset.digest == metadata["data"]["sha256"][:36]
+        tags = {tag.key: tag.value for tag in dataset_input.tags}
+        assert tags["mlflow.data.context"] == split and tags["sha256"] == metadata["data"]["sha256"]
+        assert json.loads(dataset_input.dataset.profile)["features_shape"] == [metadata["data"][count], 28, 28]
 
 
 def test_runs_against_a_server_log_everything_and_register_each_published_version(sqlite_server, tmp_path):
@@ -180,6 +217,8 @@ def test_a_run_that_fails_onnx_parity_registers_nothing(sqlite_server, tmp_path)
     experiment_id = client.get_experiment_by_name(MODEL_NAME).experiment_id
     failed = client.search_runs([experiment_id], order_by=["start_time DESC"], max_results=1)[0]
     assert failed.info.status == "FAILED"
+    assert failed.info.run_name.startswith("train ")  # the version it would have published
+    assert failed.data.tags["mnist.failure_reason"].startswith("OnnxParityError: ONNX export differs from PyTorch")
     assert client.list_artifacts(failed.info.run_id, "model") == []
 
 
@@ -189,6 +228,64 @@ def test_the_registry_works_the_same_on_postgresql(postgres_server, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     [registered] = registered_versions(postgres_server)
     check_registered_run(postgres_server, models_dir, registered, tmp_path)
+    check_mlflow_loads_and_serves_it(postgres_server, models_dir, registered, tmp_path / "mlflow")
+
+
+def check_mlflow_loads_and_serves_it(tracking_uri: str, models_dir: Path, registered, tmp_path: Path) -> None:
+    """The registered version is an MLflow ONNX model: its signature, ``mlflow.pyfunc`` through an
+    alias, and ``mlflow models serve``, each answering what the backend answers for the same pixels."""
+    client = MlflowClient(tracking_uri)
+    client.set_registered_model_alias(MODEL_NAME, "staging", registered.version)
+    mlflow.set_tracking_uri(tracking_uri)
+    info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{registered.version}")
+    assert info.signature.inputs.to_dict() == [
+        {"name": "image", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 1, 28, 28)}}
+    ]
+    assert info.signature.outputs.to_dict() == [
+        {"name": "logits", "type": "tensor", "tensor-spec": {"dtype": "float32", "shape": (-1, 10)}}
+    ]
+    assert info.saved_input_example_info["type"] == "ndarray"
+
+    version = published_version(models_dir)
+    metadata = json.loads((models_dir / version / "metadata.json").read_text())
+    pixels = np.asarray(load_digits()[7], dtype=np.float32).reshape(-1) / 255.0
+    image = ((pixels - metadata["input"]["mean"]) / metadata["input"]["std"]).astype(np.float32).reshape(1, 1, 28, 28)
+    answer, _ = serve_and_predict(models_dir / version, tmp_path / "backend")
+
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@staging")
+    logits = np.asarray(loaded.predict({"image": image})["logits"])
+    assert softmax(logits)[0] == pytest.approx(answer["probabilities"], abs=1e-5)
+
+    port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    model_uri = f"models:/{MODEL_NAME}/{registered.version}"
+    serve = ["models", "serve", "-m", model_uri, "--env-manager", "local", "--workers", "1"]
+    server = Process(
+        [sys.executable, "-m", "mlflow", *serve, "--host", "127.0.0.1", "--port", str(port)],
+        tmp_path / "mlflow-models-serve.log",
+        health_url=f"http://127.0.0.1:{port}/ping",
+        # MLflow starts uvicorn by name: the environment's bin/ first, as in an activated virtualenv.
+        env={
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        },
+        timeout=120,
+    )
+    try:
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/invocations", json={"inputs": {"image": image.tolist()}}, timeout=30
+        )
+        assert reply.status_code == 200, reply.text
+        served = np.asarray(reply.json()["predictions"]["logits"])
+        assert softmax(served)[0] == pytest.approx(answer["probabilities"], abs=1e-5)
+    finally:
+        server.stop()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def test_an_unreachable_tracking_server_fails_fast_with_one_sentence(tmp_path):

@@ -21,12 +21,14 @@ import onnxruntime as ort
 
 from mnist_backend.model_behaviour import Behaviour, BehaviourError, check_behaviour
 from mnist_contract.metadata import MetadataError, ModelMetadata, parse_metadata
-from mnist_contract.model_store import CURRENT_FILENAME, METADATA_FILENAME
+from mnist_contract.model_store import CURRENT_FILENAME, METADATA_FILENAME, MODEL_CARD_FILENAME
 
 logger = logging.getLogger(__name__)
 
 # A version's metadata is a few kilobytes; /api/v1/model/info serves it whole, the page on every rerun.
 MAX_METADATA_BYTES = 1024 * 1024
+# A model card is a few kilobytes of Markdown; a larger one is not served (the sync caps it too).
+MAX_MODEL_CARD_BYTES = 256 * 1024
 # The held-out digits a version is run on when it loads: 10 of each (~1 ms); the model sync runs all 1,000.
 LOAD_CHECK_DIGITS_PER_CLASS = 10
 
@@ -43,6 +45,7 @@ class LoadedModel:
     mean: np.float32
     std: np.float32
     behaviour: Behaviour
+    model_card: str | None = field(default=None, repr=False)  # MODEL_CARD.md, when the version has one
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -140,7 +143,30 @@ def load_model_version(
         raise ModelLoadError(f"{version} misbehaves on held-out digits: {error}") from None
     except Exception as error:  # ORT raises its own exception types for graphs that fail at run time
         raise ModelLoadError(f"{version} fails on held-out digits: {type(error).__name__}: {error}") from None
-    return LoadedModel(version=version, contract=metadata, session=session, mean=mean, std=std, behaviour=behaviour)
+    return LoadedModel(
+        version=version,
+        contract=metadata,
+        session=session,
+        mean=mean,
+        std=std,
+        behaviour=behaviour,
+        model_card=_read_model_card(version_dir / MODEL_CARD_FILENAME),
+    )
+
+
+def _read_model_card(path: Path) -> str | None:
+    """The card's text, or None when there is none or it cannot be served (said in the log):
+    documentation never stops a version that passed every check from serving."""
+    try:
+        if (size := path.stat().st_size) > MAX_MODEL_CARD_BYTES:
+            logger.warning("%s is %d bytes, over %d: not served", path, size, MAX_MODEL_CARD_BYTES)
+            return None
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        logger.warning("%s cannot be read (%s): not served", path, error)
+        return None
 
 
 def _read_json(path: Path, max_bytes: int | None = None) -> object:

@@ -23,7 +23,13 @@ ALLOWED_FILES = {
     "metadata.schema.json": 1 * MiB,
     "metrics.json": 1 * MiB,
     "confusion_matrix.png": 4 * MiB,
+    "MODEL_CARD.md": 256 * 1024,  # served on /api/v1/model/card (the backend's MAX_MODEL_CARD_BYTES)
 }
+# The files that also make the version an MLflow ONNX model (for MLflow's own tools): allowed in
+# a version, never downloaded, since the backend runs model.onnx itself.
+MLFLOW_MODEL_FILES = frozenset(
+    {"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json", "serving_input_example.json"}
+)
 MAX_VERSION_BYTES = 72 * MiB
 _CHUNK = 256 * 1024
 
@@ -117,15 +123,21 @@ class RegistryClient:
             )
         root = version.source[len(ARTIFACTS_SCHEME) :].lstrip("/")
         listing = self._json("/api/2.0/mlflow-artifacts/artifacts", path=root).get("files", [])
-        unexpected = sorted(Path(e["path"]).name for e in listing if Path(e["path"]).name not in ALLOWED_FILES)
+        unexpected = sorted(
+            name
+            for name in (Path(entry["path"]).name for entry in listing)
+            if name not in ALLOWED_FILES and name not in MLFLOW_MODEL_FILES
+        )
         if unexpected:
             raise ContractViolationError(
                 f"the version holds files outside the model contract: {', '.join(unexpected)[:200]} "
-                f"(allowed: {', '.join(ALLOWED_FILES)})"
+                f"(allowed: {', '.join([*ALLOWED_FILES, *sorted(MLFLOW_MODEL_FILES)])})"
             )
         names, total = [], 0
         for entry in listing:
             name = Path(entry["path"]).name
+            if name in MLFLOW_MODEL_FILES and not entry.get("is_dir"):
+                continue
             if entry.get("is_dir"):
                 raise ContractViolationError(f"{name} is a folder; the model contract is flat")
             quoted = urllib.parse.quote(f"{root}/{name}")

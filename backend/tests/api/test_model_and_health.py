@@ -29,9 +29,34 @@ def test_model_info_is_the_versions_metadata(client, model_dir, model_version):
     assert info["metrics"]["test_accuracy"] > 0.5
 
 
+def test_model_card_is_the_versions_markdown(client, model_dir, model_version):
+    reply = client.get("/api/v1/model/card")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert reply.text == (model_dir / model_version / "MODEL_CARD.md").read_text()
+    assert reply.text.startswith(f"# Model card: mnist-cnn {model_version}")
+
+
+@pytest.mark.parametrize("card", [None, "oversized", "not utf-8"])
+def test_a_version_without_a_servable_card_serves_and_says_so(store_copy, model_version, card):
+    path = store_copy / model_version / "MODEL_CARD.md"
+    if card is None:
+        path.unlink()
+    elif card == "oversized":
+        path.write_text("#" * (256 * 1024 + 1))
+    else:
+        path.write_bytes(b"\xff\xfe card")
+    with TestClient(create_app(make_settings(store_copy))) as client:
+        assert client.get("/ready").status_code == 200
+        reply = client.get("/api/v1/model/card")
+        assert reply.status_code == 404
+        assert reply.json() == {"detail": f"model version {model_version} has no model card (MODEL_CARD.md)"}
+
+
 def test_openapi_documents_every_endpoint(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/api/v1/predict", "/api/v1/predict/batch", "/api/v1/model/info", "/health", "/ready", "/metrics"):
+    api = ("/api/v1/predict", "/api/v1/predict/batch", "/api/v1/model/info", "/api/v1/model/card")
+    for path in (*api, "/health", "/ready", "/metrics"):
         assert path in paths
     body = paths["/api/v1/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"image", "image_base64", "return_input"} <= set(body["properties"])

@@ -27,6 +27,8 @@ from typing import Any
 CURRENT_FILENAME = "CURRENT"
 METADATA_FILENAME = "metadata.json"
 SCHEMA_FILENAME = "metadata.schema.json"
+# Optional: the version's model card (Markdown), which the backend serves as it is.
+MODEL_CARD_FILENAME = "MODEL_CARD.md"
 STAGING_PREFIX = ".incoming-"
 
 

@@ -45,6 +45,10 @@ def show_status(status: BackendStatus) -> None:
             st.sidebar.markdown(
                 f"**Test accuracy**  \n{accuracy:.2%} on {info.get('data', {}).get('n_test', '?')} held-out images"
             )
+        card = backend_client().model_card(info["version"]) if "version" in info else None
+        if card:
+            with st.sidebar.expander("Model card: intended use, data, metrics, limits"):
+                st.markdown(card)
     elif status.state == "not ready":
         st.sidebar.warning(f"Not ready. {status.detail}")
     else:  # unreachable, or an error reply such as a refused API key

@@ -56,6 +56,7 @@ class BackendClient:
             transport=httpx.HTTPTransport(retries=settings.connect_retries, limits=IDLE_CONNECTIONS),
         )
         self.timeout = settings.request_timeout_s
+        self._card: tuple[str, str | None] | None = None  # (model version, its card): one per version
 
     def status(self) -> BackendStatus:
         """Ready (with the model's metadata), not ready (with the reason), or unreachable."""
@@ -70,6 +71,21 @@ class BackendClient:
         except BackendError as error:
             return BackendStatus("error", error.message)
         return BackendStatus("ready", f"model {ready.get('model_version')}", info)
+
+    def model_card(self, version: str) -> str | None:
+        """The served version's model card (Markdown), fetched once per version; None when the
+        version has none or the backend cannot answer now (the page shows the rest anyway)."""
+        if self._card is not None and self._card[0] == version:
+            return self._card[1]
+        try:
+            response = self._client.get("/api/v1/model/card")
+        except httpx.TransportError:
+            return None
+        if response.status_code not in (200, 404):
+            return None  # not cached: a refused key or a reload in progress may pass
+        card = response.text if response.status_code == 200 else None
+        self._card = (version, card)
+        return card
 
     def predict_png(self, png: bytes) -> Prediction:
         payload = {"image_base64": base64.b64encode(png).decode(), "return_input": True}

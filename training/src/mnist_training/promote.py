@@ -10,8 +10,10 @@ sync follows its alias. ``scripts/promote-model.sh`` (``make promote``) runs thi
 ONNX parity check passed, test accuracy at least PROMOTION_MIN_ACCURACY (0.97), and no more than
 PROMOTION_MAX_ACCURACY_DROP (0.005) below the version it replaces; ``--force --reason`` overrides
 them and records the reason on the version. Each alias keeps its history in a registered-model
-tag (``alias_history.<alias>``), which ``--rollback`` walks back. The last line printed is a
-one-sentence summary (the Slack message).
+tag (``alias_history.<alias>``), which ``--rollback`` walks back. Every move (promotion or
+rollback: when, which alias, which version replaced which, who, forced or not, the reason) is
+kept in the ``alias_moves`` tag and shown as a table in the registered model's description,
+where MLflow's UI shows it. The last line printed is a one-sentence summary (the Slack message).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from mnist_training.registry_client import RegistryNotConfiguredError, registry_
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist-cnn")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 HISTORY_LENGTH = 20
+MOVES_TAG = "alias_moves"
+MOVES_HEADING = "## Alias moves"
+# The registry's SQL stores keep a description in 5,000 characters: the newest moves that fit.
+MAX_DESCRIPTION = 5000
+MOVES_KEPT = 100
 
 
 class PromotionError(RuntimeError):
@@ -77,6 +84,66 @@ def history(client: MlflowClient, name: str, alias: str) -> list[str]:
         return [str(v) for v in json.loads(raw)]
     except (json.JSONDecodeError, TypeError):
         return []
+
+
+def mover() -> str:
+    """Who moves the alias: the registry account when the server has accounts, else the OS user."""
+    return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+
+
+def moves(client: MlflowClient, name: str) -> list[dict[str, str]]:
+    raw = client.get_registered_model(name).tags.get(MOVES_TAG, "[]")
+    try:
+        return [move for move in json.loads(raw) if isinstance(move, dict)]
+    except (json.JSONDecodeError, TypeError):
+        return []
+
+
+def moves_table(recorded: list[dict[str, str]], room: int) -> str:
+    """The moves as a Markdown table, newest first, as many as fit in ``room`` characters."""
+    lines = [
+        MOVES_HEADING,
+        "",
+        "| when (UTC) | alias | version | replaced | by | how | reason |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    size = sum(len(line) + 1 for line in lines)
+    for move in reversed(recorded):
+        cells = [move.get(key, "") or "-" for key in ("time", "alias", "version", "replaced", "by", "how", "reason")]
+        line = "| " + " | ".join(cell.replace("|", "/").replace("\n", " ") for cell in cells) + " |"
+        if size + len(line) + 1 > room:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    return "\n".join(lines)
+
+
+def record_move(
+    client: MlflowClient,
+    name: str,
+    alias: str,
+    version: ModelVersion,
+    replaced: ModelVersion | None,
+    how: str,
+    reason: str = "",
+) -> None:
+    """Append the move to ``alias_moves`` and rewrite the description's table from it."""
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    move = {
+        "time": now,
+        "alias": alias,
+        "version": f"{version.version} ({version.tags.get('model_version_id', '?')})",
+        "replaced": replaced.version if replaced is not None else "",
+        "by": mover(),
+        "how": how,
+        "reason": reason,
+    }
+    recorded = [*moves(client, name), move][-MOVES_KEPT:]
+    client.set_registered_model_tag(name, MOVES_TAG, json.dumps(recorded))
+    description = client.get_registered_model(name).description or ""
+    base = description.split(MOVES_HEADING)[0].rstrip()
+    room = MAX_DESCRIPTION - len(base) - 2
+    client.update_registered_model(name, description=f"{base}\n\n{moves_table(recorded, room)}".lstrip())
 
 
 def guard_problems(candidate: ModelVersion, replaced: ModelVersion | None) -> list[str]:
@@ -127,7 +194,8 @@ def promote(client: MlflowClient, name: str, wanted: str, alias: str, force: boo
         past.append(replaced.version)
     past.append(candidate.version)
     client.set_registered_model_tag(name, f"alias_history.{alias}", json.dumps(past[-HISTORY_LENGTH:]))
-    client.set_model_version_tag(name, candidate.version, f"promoted.{alias}", f"{now} by {getpass.getuser()}")
+    client.set_model_version_tag(name, candidate.version, f"promoted.{alias}", f"{now} by {mover()}")
+    record_move(client, name, alias, candidate, replaced, "forced" if problems else "promoted", reason)
     was = describe(replaced) if replaced is not None else "nothing"
     forced = f" (forced: {reason})" if problems else ""
     return f"{name}@{alias} is now {describe(candidate)}, replacing {was}{forced}"
@@ -143,6 +211,7 @@ def rollback(client: MlflowClient, name: str, alias: str) -> str:
     target = client.get_model_version(name, past[-1])
     client.set_registered_model_alias(name, alias, target.version)
     client.set_registered_model_tag(name, f"alias_history.{alias}", json.dumps(past))
+    record_move(client, name, alias, target, current, "rolled back")
     was = describe(current) if current is not None else "nothing"
     return f"{name}@{alias} rolled back to {describe(target)}, replacing {was}"
 

