@@ -63,12 +63,13 @@ class TrackingHook(MlflowHook):
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog) -> None:
         if VERSION_DATASET in pipeline.inputs() and VERSION_DATASET not in catalog:
             catalog[VERSION_DATASET] = new_version_id()
+        if VERSION_DATASET in catalog and hasattr(self, "mlflow_config"):
+            # The plugin starts the run under the configured name (conf/base/mlflow.yml has none).
+            self.mlflow_config.tracking.run.name = run_name(catalog.load(VERSION_DATASET))
         super().before_pipeline_run(run_params, pipeline, catalog)
         run = mlflow.active_run()
         if run is None or not self._is_mlflow_enabled:
             return
-        if VERSION_DATASET in catalog:
-            mlflow.set_tag("mlflow.runName", run_name(catalog.load(VERSION_DATASET)))
         client = MlflowClient()
         experiment = client.get_experiment(run.info.experiment_id)
         if EXPERIMENT_KIND_TAG not in experiment.tags:
