@@ -89,7 +89,7 @@ run: model ## Set everything up if needed, start the API and the drawing page; C
 	BACKEND_PORT=$(BACKEND_PORT) FRONTEND_PORT=$(FRONTEND_PORT) VENV=$(VENV) scripts/run-local.sh
 
 .PHONY: bench
-bench: model ## Benchmark the API against the HTTP stack's own no-op ceiling (needs wrk; BENCH_ARGS="--compare-src DIR")
+bench: model ## Benchmark the API against the smallest correct server for the same model (needs wrk; BENCH_ARGS="--price-list", "--compare-src DIR")
 	@command -v wrk >/dev/null || scripts/install-system-deps.sh
 	cd backend && $(PY) benchmarks/bench.py --model-dir $(MODELS_DIR) --json $(CURDIR)/artifacts/bench.json $(BENCH_ARGS)
 

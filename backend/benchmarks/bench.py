@@ -1,4 +1,4 @@
-"""Throughput and latency of the inference service, next to the HTTP stack's own ceiling.
+"""Throughput and latency of the inference service, against the smallest correct server for the same model.
 
 Starts one real server process (one worker, pinned to CPU 0) on 127.0.0.1 with production
 defaults (API keys, JSON access log on) and the no-op baseline endpoint enabled, drives it
@@ -13,6 +13,16 @@ a float prediction's time per request is split into the no-op's, the model's and
 PNG prediction's into the float prediction's, the canvas preprocessing's (timed in-process on
 the same image, Pillow's decode shown apart) and the rest; and each latency is set against
 what Little's law allows at that many connections.
+
+**The reference** (``reference_server.py``): the smallest correct server for the same model
+(raw body, orjson, NumPy, ONNX Runtime; PNGs decoded and preprocessed with the hub's own code),
+started beside ours, pinned to the same core, sent the same bodies in the same rounds. Every
+row it serves reports ours / reference and each server's CPU time per request (its process's
+user + system time over the requests wrk completed), and the same for the smallest FastAPI app
+with the same routes (``--fastapi``): the framework's own share. ``--price-list`` also serves our server
+with one feature taken out at a time (``feature_off_server.py``: access log, key check,
+request ids, HTTP metrics, body size limit, prediction metrics, drift statistics, body
+validation) and prints what each costs per request: what the service would save without it.
 
 A shared 2-core machine drifts by 20-30 % within minutes, more than most changes are worth.
 So every scenario runs ``--repeat`` times, round robin (scenarios, and the two versions when
@@ -59,7 +69,22 @@ DIGITS_FILE = HERE.parents[1] / "frontend" / "src" / "mnist_frontend" / "example
 LUA_SCRIPT = HERE / "post_body.lua"
 
 
-THIS, COMPARED = "this", "compared"
+THIS, COMPARED, REFERENCE, FASTAPI = "this", "compared", "reference", "reference FastAPI"
+WITHOUT = "without "  # a price-list server: "without access_log", ...
+REFERENCE_SCRIPT = HERE / "reference_server.py"
+FEATURE_OFF_SCRIPT = HERE / "feature_off_server.py"
+FEATURES = (
+    "access_log",
+    "api_key",
+    "request_context",
+    "http_metrics",
+    "body_size_limit",
+    "prediction_metrics",
+    "drift_statistics",
+    "body_validation",
+)
+# The price list is measured on the float prediction at one connection count (the first given).
+PRICE_SCENARIO = "predict 784 floats"
 
 
 @dataclass
@@ -81,6 +106,8 @@ class WrkResult:
     runs_requests_per_s: list[float]
     # ONNX Runtime's time per image inside the loaded server (its own metrics); None without a model call.
     model_us_per_image: float | None = None
+    # The server process's CPU time (user + system, all threads) per request wrk completed.
+    cpu_us_per_request: float | None = None
 
 
 def summarize(version: str, scenario: str, connections: int, images: int, runs: list[dict[str, float]]) -> WrkResult:
@@ -98,6 +125,7 @@ def summarize(version: str, scenario: str, connections: int, images: int, runs: 
         spread=(max(rates) - min(rates)) / rate if rate else 0.0,
         runs_requests_per_s=[round(r, 1) for r in rates],
         model_us_per_image=statistics.median(model_times) if (model_times := _model_times(runs)) else None,
+        cpu_us_per_request=statistics.median(cpu) if (cpu := [r["cpu_us_per_request"] for r in runs]) else None,
     )
 
 
@@ -119,6 +147,11 @@ def parse_args() -> argparse.Namespace:
         "--compare-src",
         type=Path,
         help="also serve this checkout's backend/src and interleave its runs with ours: a before/after table",
+    )
+    parser.add_argument(
+        "--price-list",
+        action="store_true",
+        help="also serve ours without each feature in turn and print what each costs per request",
     )
     args = parser.parse_args()
     if args.repeat < 1 or args.duration < 1:
@@ -226,7 +259,7 @@ def model_time(base_url: str) -> tuple[float, float]:
     return seconds, images
 
 
-def start_server(model_dir: Path, port: int, log_path: Path, server_src: Path | None) -> subprocess.Popen:
+def server_env(model_dir: Path, port: int, server_src: Path | None) -> dict[str, str]:
     env = {
         **os.environ,
         "MODEL_DIR": str(model_dir),
@@ -241,21 +274,46 @@ def start_server(model_dir: Path, port: int, log_path: Path, server_src: Path | 
     }
     if server_src:
         env["PYTHONPATH"] = str(server_src.resolve())
-    process = subprocess.Popen(
-        pinned(0, [sys.executable, "-m", "mnist_backend"]), env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT
-    )
+    return env
+
+
+def start_server(model_dir: Path, port: int, log_path: Path, server_src: Path | None) -> subprocess.Popen:
+    """Ours, as ``python -m mnist_backend`` runs it (another checkout's with ``server_src``)."""
+    command = [sys.executable, "-m", "mnist_backend"]
+    return start_process(command, server_env(model_dir, port, server_src), port, log_path, "/ready")
+
+
+def start_reference(model_dir: Path, port: int, log_path: Path, fastapi: bool = False) -> subprocess.Popen:
+    command = [sys.executable, str(REFERENCE_SCRIPT), "--model-dir", str(model_dir), "--port", str(port)]
+    return start_process(command + (["--fastapi"] if fastapi else []), dict(os.environ), port, log_path, "/")
+
+
+def start_without(feature: str, model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+    command = [sys.executable, str(FEATURE_OFF_SCRIPT), feature]
+    return start_process(command, server_env(model_dir, port, None), port, log_path, "/ready")
+
+
+def start_process(command: list[str], env: dict[str, str], port: int, log_path: Path, probe: str) -> subprocess.Popen:
+    """Start a server pinned to CPU 0; return once ``probe`` answers (any status but 5xx)."""
+    process = subprocess.Popen(pinned(0, command), env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"bench: the server exited; its log:\n{log_path.read_text()[-3000:]}")
+            sys.exit(f"bench: {Path(command[1]).name} exited; its log:\n{log_path.read_text()[-3000:]}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1).status_code < 500:
                 return process
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.kill()
-    sys.exit(f"bench: the server was not ready within 60 s; its log:\n{log_path.read_text()[-3000:]}")
+    sys.exit(f"bench: {Path(command[1]).name} was not ready within 60 s; its log:\n{log_path.read_text()[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system time of a process so far, all its threads (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _PERCENTILES = re.compile(r"^PERCENTILES_US (\d+) (\d+) (\d+) (\d+)$", re.MULTILINE)
@@ -300,6 +358,7 @@ def run_wrk(url: str, body: Body, connections: int, duration: int) -> dict[str, 
     return {
         # Answered with 2xx only: a fast stream of 503s is not throughput.
         "requests_per_s": (int(total.group(1)) - non_2xx) / float(total.group(2)),
+        "requests": int(total.group(1)),
         "p50_ms": p50,
         "p90_ms": p90,
         "p95_ms": p95,
@@ -360,15 +419,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
         workdir = Path(tmp)
         bodies = request_bodies(workdir)
-        ports, servers = {}, []
+        ports, servers = {}, {}
         try:
             for version, source in sources.items():
                 ports[version] = free_port()
                 log = workdir / f"server-{version}.log"
-                servers.append(start_server(args.model_dir, ports[version], log, source))
-            results, ceilings, decoding = run_rounds(args, bodies, connections, ports)
+                servers[version] = start_server(args.model_dir, ports[version], log, source)
+            for version in (REFERENCE, FASTAPI):
+                ports[version] = free_port()
+                log = workdir / f"{version.replace(' ', '-')}.log"
+                servers[version] = start_reference(args.model_dir, ports[version], log, fastapi=version == FASTAPI)
+            for feature in FEATURES if args.price_list else ():
+                version = WITHOUT + feature
+                ports[version] = free_port()
+                servers[version] = start_without(feature, args.model_dir, ports[version], workdir / f"{feature}.log")
+            pids = {version: server.pid for version, server in servers.items()}
+            results, ceilings, decoding = run_rounds(args, bodies, connections, ports, pids)
         finally:
-            for server in servers:
+            for server in servers.values():
                 server.terminate()
                 server.wait(timeout=30)
 
@@ -394,7 +462,11 @@ def main() -> None:
 
 
 def run_rounds(
-    args: argparse.Namespace, bodies: dict[str, Body], connections: list[int], ports: dict[str, int]
+    args: argparse.Namespace,
+    bodies: dict[str, Body],
+    connections: list[int],
+    ports: dict[str, int],
+    pids: dict[str, int],
 ) -> tuple[list[WrkResult], list[dict[int, float]], list[dict[str, dict[str, float]]]]:
     """Every (scenario, connections) on every version, ``--repeat`` rounds; medians per cell.
 
@@ -406,8 +478,14 @@ def run_rounds(
         for name, body in bodies.items()
         for conns in (sorted({min(c, BATCH_CONNECTIONS) for c in connections}) if body.images > 1 else connections)
     ]
-    # A compared checkout older than a route (the /v2 protocol) is not run on it.
-    served = {(version, name) for version in ports for name in bodies if _serves(ports[version], name)}
+    # A compared checkout older than a route (the /v2 protocol) is not run on it, nor the
+    # reference on what it does not serve (the no-op, /v2); the price list is one row.
+    served = {
+        (version, name)
+        for version in ports
+        for name in bodies
+        if (name == PRICE_SCENARIO if version.startswith(WITHOUT) else _serves(ports[version], name))
+    }
     runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
     ceilings, decoding, warmed = [], [], set()
     for round_index in range(args.repeat):
@@ -418,10 +496,12 @@ def run_rounds(
         for name, conns in plan:
             body = bodies[name]
             for version in (v for v in versions if (v, name) in served):
+                if version.startswith(WITHOUT) and conns != connections[0]:
+                    continue
                 url = f"http://127.0.0.1:{ports[version]}{ROUTES.get(name, '/api/v1/predict')}"
                 if (version, name) not in warmed:
                     warmed.add((version, name))
-                    run_wrk(url, body, 4, 2)  # warm up once per scenario and version
+                    run_wrk(url, body, 4, min(2, args.duration))  # warm up once per scenario and version
                     time.sleep(1)  # the requests wrk abandoned when it stopped finish first
                 label = f" [{version}]" if len(ports) > 1 else ""
                 print(
@@ -431,18 +511,24 @@ def run_rounds(
                     flush=True,
                 )
                 base_url = f"http://127.0.0.1:{ports[version]}"
-                seconds_before, images_before = model_time(base_url)
+                metered = version not in (REFERENCE, FASTAPI)  # the references have no /metrics
+                seconds_before, images_before = model_time(base_url) if metered else (0.0, 0.0)
+                cpu_before = cpu_seconds(pids[version])
                 run = run_wrk(url, body, conns, args.duration)
                 time.sleep(1)
-                seconds_after, images_after = model_time(base_url)  # abandoned requests included: a mean
-                if images_after > images_before:
-                    run["model_us_per_image"] = 1e6 * (seconds_after - seconds_before) / (images_after - images_before)
+                run["cpu_us_per_request"] = 1e6 * (cpu_seconds(pids[version]) - cpu_before) / max(run["requests"], 1)
+                if metered:
+                    seconds_after, images_after = model_time(base_url)  # abandoned requests included: a mean
+                    if images_after > images_before:
+                        run["model_us_per_image"] = (
+                            1e6 * (seconds_after - seconds_before) / (images_after - images_before)
+                        )
                 runs[(version, name, conns)].append(run)
     results = [
         summarize(version, name, conns, bodies[name].images, runs[(version, name, conns)])
         for version in ports
         for name, conns in plan
-        if (version, name) in served
+        if (version, name, conns) in runs
     ]
     return results, ceilings, decoding
 
@@ -483,10 +569,66 @@ def print_report(
     compared = {(r.scenario, r.connections): r for r in results if r.version == COMPARED}
     if compared:
         print_comparison(ours, compared)
-    print_targets(ours, ceiling)
+    reference = {(r.scenario, r.connections): r for r in results if r.version == REFERENCE}
+    fastapi = {(r.scenario, r.connections): r for r in results if r.version == FASTAPI}
+    print_reference(ours, reference, fastapi)
+    without = {r.version[len(WITHOUT) :]: r for r in results if r.version.startswith(WITHOUT)}
+    if without:
+        print_price_list(ours, without)
+    print_targets(ours, ceiling, reference)
     print_time_split(ours, ceiling)
     print_png_split(ours, preprocessing)
     print_latency_bound(ours)
+
+
+def print_reference(
+    ours: list[WrkResult], reference: dict[tuple[str, int], WrkResult], fastapi: dict[tuple[str, int], WrkResult]
+) -> None:
+    """Ours, and the smallest FastAPI app, against the smallest correct server, row by row."""
+    print(
+        "\nAgainst the reference server (reference_server.py: same model, same core, same bodies, same rounds;"
+        " FastAPI: the smallest FastAPI app with the same routes)"
+    )
+    print(
+        f"{'scenario':<20}{'conns':>6}{'ours req/s':>11}{'ref req/s':>10}{'ours/ref':>9}"
+        f"{'p99 ours':>10}{'p99 ref':>9}{'CPU us/req ours':>17}{'ref':>7}{'FastAPI/ref':>13}{'FastAPI us':>12}"
+    )
+    for r in ours:
+        ref, minimal = reference.get((r.scenario, r.connections)), fastapi.get((r.scenario, r.connections))
+        if ref is None or not ref.requests_per_s:
+            continue
+        framework = f"{minimal.requests_per_s / ref.requests_per_s:.2f}" if minimal else "-"
+        print(
+            f"{r.scenario:<20}{r.connections:>6}{r.requests_per_s:>11.0f}{ref.requests_per_s:>10.0f}"
+            f"{r.requests_per_s / ref.requests_per_s:>9.2f}{r.p99_ms:>10.2f}{ref.p99_ms:>9.2f}"
+            f"{_us(r.cpu_us_per_request):>17}{_us(ref.cpu_us_per_request):>7}"
+            f"{framework:>13}{_us(minimal.cpu_us_per_request if minimal else None):>12}"
+        )
+
+
+def print_price_list(ours: list[WrkResult], without: dict[str, WrkResult]) -> None:
+    """What each feature costs: the CPU time per request it adds to the float prediction."""
+    feature_row = next(iter(without.values()))
+    full = find_result(ours, feature_row.scenario, feature_row.connections)
+    if full is None or full.cpu_us_per_request is None:
+        return
+    print(
+        f"\nPrice list: {feature_row.scenario}, {feature_row.connections} connections, with everything on: "
+        f"{full.requests_per_s:.0f} req/s, {full.cpu_us_per_request:.0f} us of CPU a request"
+    )
+    print(f"{'without':<22}{'req/s':>8}{'CPU us/req':>12}{'the feature costs':>19}")
+    for feature, r in sorted(without.items(), key=lambda item: -(full.cpu_us_per_request - _cpu(item[1]))):
+        cost = full.cpu_us_per_request - _cpu(r)
+        print(f"{feature:<22}{r.requests_per_s:>8.0f}{_us(r.cpu_us_per_request):>12}{cost:>15.0f} us")
+    print("  (a cost within a few us of 0, or below it, is within the machine's noise)")
+
+
+def _cpu(result: WrkResult) -> float:
+    return result.cpu_us_per_request or 0.0
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def print_time_split(results: list[WrkResult], ceiling: dict[int, float]) -> None:
@@ -577,7 +719,9 @@ def find_result(results: list[WrkResult], scenario: str, connections: int) -> Wr
     return next((r for r in results if r.scenario == scenario and r.connections == connections), None)
 
 
-def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
+def print_targets(
+    results: list[WrkResult], ceiling: dict[int, float], reference: dict[tuple[str, int], WrkResult]
+) -> None:
     def verdict(name: str, value: float, target: float, at_least: bool = True, errors: int = 0) -> None:
         ok = (value >= target if at_least else value <= target) and errors == 0
         print(
@@ -586,21 +730,26 @@ def print_targets(results: list[WrkResult], ceiling: dict[int, float]) -> None:
 
     print("\nTargets (MISSED also when a scenario had errors)")
     for conns in sorted({r.connections for r in results}):
-        noop, floats, batch = (
-            find_result(results, "noop (784 floats)", conns),
-            find_result(results, "predict 784 floats", conns),
-            find_result(results, "batch of 256", conns),
-        )
-        if noop and floats:
-            ratio = floats.requests_per_s / noop.requests_per_s
-            verdict(f"predict floats / no-op req/s, {conns} connections", ratio, 0.8, errors=floats.non_2xx)
-        for png_name in ("predict PNG gray", "predict PNG RGBA"):
-            png = find_result(results, png_name, conns)
-            if png and floats:
-                ratio = png.requests_per_s / floats.requests_per_s
-                verdict(f"{png_name} / predict floats req/s, {conns} connections", ratio, 0.5, errors=png.non_2xx)
-            if png and conns == 64:
-                verdict(f"{png_name} p99 ms, 64 connections", png.p99_ms, 100, at_least=False, errors=png.non_2xx)
+        floats, batch = find_result(results, "predict 784 floats", conns), find_result(results, "batch of 256", conns)
+        for name in ("predict 784 floats", "predict PNG gray", "predict PNG RGBA"):
+            ours, ref = find_result(results, name, conns), reference.get((name, conns))
+            if not (ours and ref and ref.requests_per_s):
+                continue
+            label = name.replace("predict ", "")
+            verdict(
+                f"{label} ours / reference req/s, {conns} connections",
+                ours.requests_per_s / ref.requests_per_s,
+                0.8,
+                errors=ours.non_2xx,
+            )
+            if name == "predict 784 floats" and conns == 64 and ref.p99_ms:
+                verdict(
+                    f"{label} p99 ours / reference, 64 connections",
+                    ours.p99_ms / ref.p99_ms,
+                    1.5,
+                    at_least=False,
+                    errors=ours.non_2xx,
+                )
         if batch:
             ratio = batch.images_per_s / ceiling[256]
             verdict(f"batch-256 images/s / in-process ONNX, {conns} connections", ratio, 0.6, errors=batch.non_2xx)

@@ -23,6 +23,18 @@ SCENARIOS = {
     "v2 infer 1 JSON",
     "v2 infer 256 binary",
 }
+# What the reference server serves; the no-op and /v2 are ours alone.
+REFERENCE_SCENARIOS = {"predict 784 floats", "predict PNG gray", "predict PNG RGBA", "batch of 256"}
+FEATURES = {
+    "access_log",
+    "api_key",
+    "request_context",
+    "http_metrics",
+    "body_size_limit",
+    "prediction_metrics",
+    "drift_statistics",
+    "body_validation",
+}
 
 
 def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path, tmp_path: Path) -> None:
@@ -30,18 +42,40 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
     report = tmp_path / "bench.json"
     options = ["--model-dir", str(model_dir), "--json", str(report), "--duration", "1", "--repeat", "2"]
     result = subprocess.run(
-        [sys.executable, "benchmarks/bench.py", *options, "--connections", "4"],
+        [sys.executable, "benchmarks/bench.py", *options, "--connections", "4", "--price-list"],
         cwd=BACKEND,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
     data = json.loads(report.read_text())
-    assert {row["scenario"] for row in data["wrk"]} == SCENARIOS
+    ours = [row for row in data["wrk"] if row["version"] == "this"]
+    assert {row["scenario"] for row in ours} == SCENARIOS
+    reference = {row["scenario"]: row for row in data["wrk"] if row["version"] == "reference"}
+    assert set(reference) == REFERENCE_SCENARIOS
+    fastapi = {row["scenario"] for row in data["wrk"] if row["version"] == "reference FastAPI"}
+    assert fastapi == REFERENCE_SCENARIOS
+    without = {
+        row["version"].removeprefix("without "): row for row in data["wrk"] if row["version"].startswith("without ")
+    }
+    assert set(without) == FEATURES and {row["scenario"] for row in without.values()} == {"predict 784 floats"}
     assert data["repeat"] == 2 and len(data["onnx_images_per_s_rounds"]) == 2
     for row in data["wrk"]:
+        assert row["non_2xx"] == 0 and row["socket_errors"] == 0, row
+        assert 0 < row["cpu_us_per_request"] < 1e6, row  # the server process's own CPU time
+    # Ours against the reference, row by row, and the price list with each feature's cost.
+    for name, ref in reference.items():
+        mine = next(row for row in ours if row["scenario"] == name)
+        ratio = mine["requests_per_s"] / ref["requests_per_s"]
+        assert re.search(rf"{re.escape(name)} +4 +\d+ +\d+ +{ratio:.2f} ", result.stdout), name
+    full = next(row for row in ours if row["scenario"] == "predict 784 floats")
+    for feature, row in without.items():
+        cost = full["cpu_us_per_request"] - row["cpu_us_per_request"]
+        assert re.search(rf"{feature} +\d+ +\d+ +{cost:.0f} us", result.stdout), feature
+    assert "784 floats ours / reference req/s, 4 connections" in result.stdout
+    for row in ours:
         assert row["non_2xx"] == 0 and row["socket_errors"] == 0, row
         assert len(row["runs_requests_per_s"]) == 2 and row["requests_per_s"] > 0, row
         assert row["p50_ms"] <= row["p90_ms"] <= row["p95_ms"] <= row["p99_ms"], row
@@ -56,7 +90,6 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
     assert "v2 binary batch-256 images/s / in-process ONNX, 4 conns" in result.stdout
     assert "v2 JSON infer / predict floats req/s, 4 connections" in result.stdout
     assert "p95 ms" in result.stdout and "spread" in result.stdout and "model us/img" in result.stdout
-    assert "predict floats / no-op req/s, 4 connections" in result.stdout
     split = re.search(
         r"4 connections: predict (\d+) us = no-op (\d+) \+ ONNX Runtime (\d+) \+ the rest (-?\d+)", result.stdout
     )
@@ -79,7 +112,7 @@ def test_bench_runs_every_scenario_in_rounds_and_reports_medians(model_dir: Path
         assert (prep_us, decode_us) == (round(times["preprocessing_us"]), round(times["decode_us"]))
     # Little's law, per predicting scenario: 4 connections at R req/s wait 4 / R on average.
     assert "4 connections: p99 <= 100 ms needs >= 40 req/s, <= 25000 us a request" in result.stdout
-    for row in data["wrk"]:
+    for row in ours:
         if row["scenario"].startswith("predict"):
             mean_ms = 4e3 / row["requests_per_s"]
             assert re.search(rf"{row['scenario']} +\d+ req/s: mean {mean_ms:.1f} ms", result.stdout), row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from mnist_backend.api.errors import describe_validation_errors
@@ -21,8 +22,13 @@ def main() -> None:
         errors = error.errors(include_url=False)
         sys.exit(f"mnist-backend: invalid configuration: {describe_validation_errors(errors)}")
     configure_logging(settings.log_level, settings.log_format)
+    serve(create_app(settings), settings)
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """uvicorn as the service runs it (make bench's price list serves variants of the app this way)."""
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,  # keep ours
