@@ -41,3 +41,14 @@ def test_a_card_over_the_registrys_limit_is_cut_at_a_section_and_says_so():
     assert "\n## Known limits\n" in body and "## Appendix" not in body
     assert note.endswith("the whole card is MODEL_CARD.md in the version's artifacts)\n")
     assert fit_description("short") == "short"
+
+
+def test_the_card_says_what_augmentation_the_version_was_trained_with():
+    metadata, metrics = current_version()
+    card = render_model_card(metadata, metrics)
+    augmentation = metadata["params"]["augmentation"]
+    assert f"rotation ≤ {augmentation['rotation_degrees']:g}°" in card
+    assert f"blur {augmentation['blur_probability']:.0%}" in card
+    plain = {**metadata, "params": {**metadata["params"], "augmentation": {**augmentation, "enabled": False}}}
+    card = render_model_card(plain, metrics)
+    assert "- Trained without augmentation." in card and "European styles" not in card

@@ -23,6 +23,31 @@ DATA_SOURCES = {
 }
 # The robustness figures the card names as the model's weakest: this many, lowest first.
 WEAKEST = 3
+# The per-image augmentations training may draw, by parameter (train.augmentation.*).
+AUGMENTATIONS = {
+    "stroke_width_probability": "stroke width",
+    "blur_probability": "blur",
+    "low_resolution_probability": "low resolution",
+    "background_probability": "grey noisy paper",
+}
+
+
+def _augmentation(params: dict[str, Any]) -> str:
+    """What training's augmentation did, from the version's own parameters."""
+    augmentation = params.get("augmentation", {})
+    if not augmentation.get("enabled"):
+        return "- Trained without augmentation."
+    line = (
+        f"- Augmentation, drawn per image: rotation ≤ {augmentation.get('rotation_degrees', 0):g}°, shear "
+        f"{augmentation.get('shear', 0):g}, scale ±{augmentation.get('scale_delta', 0):g}, shift "
+        f"{augmentation.get('translate_fraction', 0):g}, elastic distortion"
+    )
+    drawn = [f"{words} {augmentation[key]:.0%}" for key, words in AUGMENTATIONS.items() if augmentation.get(key, 0) > 0]
+    if drawn:
+        line += "; " + ", ".join(drawn) + " of images"
+    if (styles := augmentation.get("style_probability", 0)) > 0:
+        line += f"; European styles (a flagged 1, a crossed 7) for {styles:.0%} of 1s and 7s"
+    return line + "."
 
 
 def _variant_description(name: str) -> str:
@@ -62,11 +87,10 @@ def render_model_card(metadata: dict[str, Any], metrics: dict[str, Any], model_n
         "",
         "## Intended use",
         "",
-        "Reads one handwritten digit (0-9) per image: a drawing from the hub's canvas page, an",
-        "uploaded PNG/JPEG of a single digit, or 784 MNIST-style pixels. It answers the digit, its",
-        "confidence and all ten probabilities. It is a teaching and reference model for the MNIST",
-        "hub's train → serve → monitor stack, not a document reader: not for several digits, letters,",
-        "or decisions about people.",
+        "Reads one handwritten digit (0-9) per image: a canvas drawing, an uploaded PNG/JPEG or 784",
+        "MNIST-style pixels; answers the digit, its confidence and the ten probabilities. A reference",
+        "model for the MNIST hub's stack, not a document reader: not for several digits, letters, or",
+        "decisions about people.",
         "",
         "## Data",
         "",
@@ -74,9 +98,7 @@ def render_model_card(metadata: dict[str, Any], metrics: dict[str, Any], model_n
         f"- Split per digit (stratified): {data['n_train']:,} training, {data['n_validation']:,} validation, "
         f"{data['n_test']:,} held-out test images.",
         f"- Data hash (SHA-256 of the three splits' images and labels): `{data['sha256']}`.",
-        "- Training adds augmentation drawn per image: rotation, shear, scale and shift with an elastic",
-        "  distortion, stroke width, blur, low resolution, grey noisy paper, and European handwriting",
-        "  styles (a 1 with a flag, a crossed 7).",
+        _augmentation(params),
         "",
         "## Metrics",
         "",
