@@ -150,10 +150,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--price-list",
-        action="store_true",
-        help="also serve ours without each feature in turn and print what each costs per request",
+        nargs="?",
+        const=",".join(FEATURES),
+        default="",
+        metavar="FEATURE,...",
+        help=f"also serve ours without each feature in turn (default all: {', '.join(FEATURES)}) "
+        "and print what each costs per request",
     )
     args = parser.parse_args()
+    args.price_list = [feature for feature in args.price_list.split(",") if feature]
+    if unknown := sorted(set(args.price_list) - set(FEATURES)):
+        parser.error(f"--price-list: no feature {', '.join(unknown)} (there are: {', '.join(FEATURES)})")
     if args.repeat < 1 or args.duration < 1:
         parser.error("--repeat and --duration must be at least 1")
     for option, path in (("--server-src", args.server_src), ("--compare-src", args.compare_src)):
@@ -429,7 +436,7 @@ def main() -> None:
                 ports[version] = free_port()
                 log = workdir / f"{version.replace(' ', '-')}.log"
                 servers[version] = start_reference(args.model_dir, ports[version], log, fastapi=version == FASTAPI)
-            for feature in FEATURES if args.price_list else ():
+            for feature in args.price_list:
                 version = WITHOUT + feature
                 ports[version] = free_port()
                 servers[version] = start_without(feature, args.model_dir, ports[version], workdir / f"{feature}.log")
@@ -488,6 +495,8 @@ def run_rounds(
     }
     runs: dict[tuple[str, str, int], list[dict[str, float]]] = defaultdict(list)
     ceilings, decoding, warmed = [], [], set()
+    # Time for the requests wrk abandoned at its end to finish: a second, less for short runs.
+    settle = min(1.0, args.duration / 2)
     for round_index in range(args.repeat):
         ceilings.append(onnx_images_per_second(args.model_dir))
         decoding.append(preprocessing_us(bodies))
@@ -502,7 +511,7 @@ def run_rounds(
                 if (version, name) not in warmed:
                     warmed.add((version, name))
                     run_wrk(url, body, 4, min(2, args.duration))  # warm up once per scenario and version
-                    time.sleep(1)  # the requests wrk abandoned when it stopped finish first
+                    time.sleep(settle)  # the requests wrk abandoned when it stopped finish first
                 label = f" [{version}]" if len(ports) > 1 else ""
                 print(
                     f"  round {round_index + 1}/{args.repeat}: {name}{label}, {conns} connections, "
@@ -515,7 +524,7 @@ def run_rounds(
                 seconds_before, images_before = model_time(base_url) if metered else (0.0, 0.0)
                 cpu_before = cpu_seconds(pids[version])
                 run = run_wrk(url, body, conns, args.duration)
-                time.sleep(1)
+                time.sleep(settle)
                 run["cpu_us_per_request"] = 1e6 * (cpu_seconds(pids[version]) - cpu_before) / max(run["requests"], 1)
                 if metered:
                     seconds_after, images_after = model_time(base_url)  # abandoned requests included: a mean

@@ -1,0 +1,70 @@
+"""make bench's price list takes one feature out of the real app at a time
+(``benchmarks/feature_off_server.py``): each removal takes out exactly that feature and the
+server still predicts. The benchmark's own test prices two of them end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mnist_backend.api.schemas import PredictRequest
+from mnist_backend.main import create_app
+from tests.conftest import make_settings
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+KEY = "price-list-test-key-long-enough"  # pragma: allowlist secret - a test key
+BODY = {"image": [0.0] * 300 + [1.0] * 184 + [0.0] * 300}
+
+
+def feature_off_module():
+    spec = importlib.util.spec_from_file_location("feature_off_server", BENCHMARKS / "feature_off_server.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+FEATURE_OFF = feature_off_module()
+
+
+def metric(client: TestClient, prefix: str) -> float:
+    lines = client.get("/metrics", headers={"X-API-Key": KEY}).text.splitlines()
+    return sum(float(line.split()[-1]) for line in lines if line.startswith(prefix))
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURE_OFF.FEATURES))
+def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, model_dir, monkeypatch):
+    # The body-validation removal replaces the class's parser: restored after the test.
+    monkeypatch.setattr(PredictRequest, "model_validate_json", PredictRequest.model_validate_json)
+    settings = make_settings(model_dir, environment="production", api_keys=KEY)
+    if feature == "access_log":
+        settings = settings.model_copy(update={"access_log": False})
+    app = create_app(settings)
+    FEATURE_OFF.FEATURES[feature](app)
+    with TestClient(app) as client:
+        names = ("mnist_inference_images_total", "mnist_http_requests_total", "mnist_input_statistic_count")
+        before = {name: metric(client, name) for name in names}
+        headers = {} if feature == "api_key" else {"X-API-Key": KEY}
+        reply = client.post("/api/v1/predict", json=BODY, headers=headers)
+        assert reply.status_code == 200, reply.text
+        assert ("x-request-id" in reply.headers) == (feature != "request_context")
+        images = metric(client, "mnist_inference_images_total") - before["mnist_inference_images_total"]
+        assert images == (0 if feature == "prediction_metrics" else 1)
+        requests = metric(client, "mnist_http_requests_total") - before["mnist_http_requests_total"]
+        assert (requests == 0) == (feature == "http_metrics")  # the /metrics reads count otherwise
+        statistics = metric(client, "mnist_input_statistic_count") - before["mnist_input_statistic_count"]
+        assert (statistics == 0) == (feature == "drift_statistics")
+        if feature != "api_key":
+            assert client.post("/api/v1/predict", json=BODY).status_code == 401  # the key is still asked
+    middleware = {m.cls.__name__ for m in app.user_middleware}
+    assert ("BodySizeLimitMiddleware" in middleware) == (feature != "body_size_limit")
+    validated = PredictRequest.model_validate_json.__name__ == "model_validate_json"
+    assert validated == (feature != "body_validation")
+
+
+def test_the_access_log_comes_out_by_its_setting():
+    assert FEATURE_OFF.settings_for("access_log").access_log is False
+    assert FEATURE_OFF.settings_for("api_key").access_log is True
