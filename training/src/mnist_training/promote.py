@@ -30,16 +30,14 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from mnist_training.registry_client import RegistryNotConfiguredError, registry_client
+from mnist_training.registry_client import MAX_DESCRIPTION, RegistryNotConfiguredError, registry_client
 
 MODEL_NAME = os.environ.get("MODEL_NAME", "mnist-cnn")
 ALIAS_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 HISTORY_LENGTH = 20
 MOVES_TAG = "alias_moves"
 MOVES_HEADING = "## Alias moves"
-# The registry's SQL stores keep a description in 5,000 characters: the newest moves that fit.
-MAX_DESCRIPTION = 5000
-MOVES_KEPT = 100
+MOVES_KEPT = 100  # in the tag; the description shows the newest that fit MAX_DESCRIPTION
 
 
 class PromotionError(RuntimeError):
@@ -91,8 +89,9 @@ def mover() -> str:
     return os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
 
 
-def moves(client: MlflowClient, name: str) -> list[dict[str, str]]:
-    raw = client.get_registered_model(name).tags.get(MOVES_TAG, "[]")
+def moves(tags: dict[str, str]) -> list[dict[str, str]]:
+    """The moves recorded in a registered model's ``alias_moves`` tag (none when unreadable)."""
+    raw = tags.get(MOVES_TAG, "[]")
     try:
         return [move for move in json.loads(raw) if isinstance(move, dict)]
     except (json.JSONDecodeError, TypeError):
@@ -138,10 +137,10 @@ def record_move(
         "how": how,
         "reason": reason,
     }
-    recorded = [*moves(client, name), move][-MOVES_KEPT:]
+    model = client.get_registered_model(name)
+    recorded = [*moves(model.tags), move][-MOVES_KEPT:]
     client.set_registered_model_tag(name, MOVES_TAG, json.dumps(recorded))
-    description = client.get_registered_model(name).description or ""
-    base = description.split(MOVES_HEADING)[0].rstrip()
+    base = (model.description or "").split(MOVES_HEADING)[0].rstrip()
     room = MAX_DESCRIPTION - len(base) - 2
     client.update_registered_model(name, description=f"{base}\n\n{moves_table(recorded, room)}".lstrip())
 

@@ -18,6 +18,10 @@ MISSING_URI = (
 )
 
 
+# The registry's SQL stores keep a registered model's or version's description in 5,000 characters.
+MAX_DESCRIPTION = 5000
+
+
 class RegistryNotConfiguredError(RuntimeError):
     """``MLFLOW_TRACKING_URI`` is not set; the message says what to set."""
 

@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from mnist_training.model_card import MODEL_CARD_FILENAME
 from mnist_training.parameters import RegistryParams
+from mnist_training.registry_client import MAX_DESCRIPTION
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +96,6 @@ def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
         "data_sha256": metadata["data"].get("sha256", "unknown"),
         "data_source": metadata["data"]["source"],
     }
-
-
-# The registry's SQL stores keep a description in 5,000 characters.
-MAX_DESCRIPTION = 5000
 
 
 def fit_description(text: str, limit: int = MAX_DESCRIPTION) -> str:
