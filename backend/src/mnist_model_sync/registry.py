@@ -136,10 +136,10 @@ class RegistryClient:
         names, total = [], 0
         for entry in listing:
             name = Path(entry["path"]).name
-            if name in MLFLOW_MODEL_FILES and not entry.get("is_dir"):
-                continue
             if entry.get("is_dir"):
                 raise ContractViolationError(f"{name} is a folder; the model contract is flat")
+            if name in MLFLOW_MODEL_FILES:
+                continue
             quoted = urllib.parse.quote(f"{root}/{name}")
             total += self._save(f"/api/2.0/mlflow-artifacts/artifacts/{quoted}", target / name, ALLOWED_FILES[name])
             if total > MAX_VERSION_BYTES:
