@@ -12,7 +12,8 @@ limits other than the body's size, error documents):
   decoded and preprocessed with the hub's own code (``mnist_backend.client_input``, the contract's
   canvas preprocessing): the decoder is a cost both servers pay.
 - ``POST /api/v1/predict/batch`` ``{"images": [...]}`` of pixel arrays, one model call.
-- Anything it cannot read: ``422`` with a sentence; another path: ``404``.
+- Anything it cannot read: ``422`` with a sentence (the pixel checks are the hub's own
+  ``pixels_from_array``); another path: ``404``.
 
 The model runs through the backend's own loader (``load_model_version``: the same session
 settings, normalization and softmax), so the difference between the two servers is what the
@@ -35,7 +36,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
-from mnist_backend.client_input import InvalidImageError, decode_base64_image, preprocess_image
+from mnist_backend.client_input import InvalidImageError, decode_base64_image, pixels_from_array, preprocess_image
 from mnist_backend.model import LoadedModel, load_model_version
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -47,19 +48,6 @@ class UnreadableError(ValueError):
     """The request cannot be answered; the message is the 422's detail."""
 
 
-def pixels(value: Any) -> np.ndarray:
-    """784 numbers or 28x28, each in 0..1 -> float32 ``[28, 28]``."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UnreadableError("image must be 784 numbers or 28 rows of 28 numbers") from None
-    if array.size != 784 or array.shape not in ((784,), (28, 28)):
-        raise UnreadableError("image must be 784 numbers or 28 rows of 28 numbers")
-    if not (array.min() >= 0 and array.max() <= 1):  # NaN fails both
-        raise UnreadableError("image values must be numbers between 0 and 1")
-    return array.reshape(28, 28).astype(np.float32)
-
-
 def answer(probabilities: np.ndarray) -> dict[str, Any]:
     digit = int(probabilities.argmax())
     return {"digit": digit, "confidence": float(probabilities[digit]), "probabilities": probabilities}
@@ -69,15 +57,12 @@ def predict(model: LoadedModel, document: Any) -> dict[str, Any]:
     if not isinstance(document, dict) or ("image" in document) == ("image_base64" in document):
         raise UnreadableError("send exactly one of image and image_base64")
     if "image" in document:
-        image = pixels(document["image"])
+        image = pixels_from_array(document["image"])
     else:
         payload = document["image_base64"]
         if not isinstance(payload, str):
             raise UnreadableError("image_base64 must be a string")
-        try:
-            image = preprocess_image(decode_base64_image(payload, MAX_IMAGE_PIXELS))
-        except InvalidImageError as error:
-            raise UnreadableError(str(error)) from None
+        image = preprocess_image(decode_base64_image(payload, MAX_IMAGE_PIXELS))
     return answer(model.predict_proba(image[np.newaxis])[0])
 
 
@@ -85,7 +70,7 @@ def predict_batch(model: LoadedModel, document: Any) -> dict[str, Any]:
     images = document.get("images") if isinstance(document, dict) else None
     if not isinstance(images, list) or not images:
         raise UnreadableError("images must be a non-empty list")
-    batch = np.stack([pixels(image) for image in images])
+    batch = np.stack([pixels_from_array(image, f"images[{index}]") for index, image in enumerate(images)])
     return {"predictions": [answer(row) for row in model.predict_proba(batch)]}
 
 
@@ -110,7 +95,7 @@ def create_app(model: LoadedModel):  # noqa: ANN201  (an ASGI callable)
             result = route(model, orjson.loads(b"".join(chunks)))
         except orjson.JSONDecodeError:
             return await reply(send, 422, {"detail": "the body is not JSON"})
-        except UnreadableError as error:
+        except (UnreadableError, InvalidImageError) as error:
             return await reply(send, 422, {"detail": str(error)})
         await reply(send, 200, result)
 
@@ -139,7 +124,7 @@ def create_fastapi_app(model: LoadedModel) -> FastAPI:
     def answered(route: Any, document: dict[str, Any]) -> Response:
         try:
             status, result = 200, route(model, document)
-        except UnreadableError as error:
+        except (UnreadableError, InvalidImageError) as error:
             status, result = 422, {"detail": str(error)}
         body = orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY)
         return Response(body, status_code=status, media_type="application/json")
