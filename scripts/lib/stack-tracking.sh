@@ -80,10 +80,13 @@ check_tracking_server() {
   [[ -z $(registered_versions) ]] || fail "deleting the registered model did not take"
   scripts/mlflow-restore.sh "$env" "$backup" --yes | sed 's/^/    | /'
   [[ $(registered_versions) == "$versions" ]] || fail "after the restore the registry holds '$(registered_versions)'"
+  # The restore first backed up what it replaced (under the same lock, beside the backup).
+  [[ $(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | wc -l) -eq 2 ]] \
+    || fail "the restore made no snapshot of what it replaced"
   "$PY" - "$WORK/restored" <<'PY' || fail "the restored version's artifacts do not download"
 import sys, mlflow
 path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.argv[1])
 assert {"model.onnx", "metadata.json"} <= set(__import__("os").listdir(path)), path
 PY
-  check "backup, delete the registered model, restore: version $versions and its model.onnx are back"
+  check "backup (every artifact checked against the server's), delete the registered model, restore (after a snapshot, one transaction a database): version $versions and its model.onnx are back"
 }

@@ -236,3 +236,55 @@ def test_a_model_the_registry_cannot_give_stops_the_deploy_before_the_app_change
     assert "the registry cannot give staging its model (staging" in output and "Nothing was changed." in output
     assert "==> Starting staging" not in output
     assert (state / "current.env").read_text() == "tag=known-good\n" and not (state / "history.log").exists()
+
+
+# --- what else changes an environment waits for no deploy: backup, restore, compose.sh ----------
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [
+        ("mlflow-backup.sh", ["staging", "--out", "{tmp}/backups"]),
+        ("mlflow-restore.sh", ["staging", "{tmp}/backup", "--yes"]),
+        ("compose.sh", ["staging", "down"]),
+        ("compose.sh", ["staging", "up", "-d", "mlflow"]),
+    ],
+)
+def test_backup_restore_and_compose_changes_refuse_while_a_deploy_holds_the_lock(fake_engine, tmp_path, script, args):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("mlflow.dump", "artifacts.tar"):
+        (backup / name).write_text("x")
+    subprocess.run("sha256sum mlflow.dump artifacts.tar >SHA256SUMS", shell=True, cwd=backup, check=True)  # noqa: S602
+    state = tmp_path / "state" / "staging"
+    state.mkdir(parents=True)
+    (state / "lock.holder").write_text("pid 4242, ops@host, since 2026-01-01T00:00:00Z, deploying abc\n")
+    with (state / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = subprocess.run(
+            [str(SCRIPTS / script), *(a.format(tmp=tmp_path) for a in args)],
+            env={**os.environ, **fake_engine},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "another deploy of staging is running (pid 4242, ops@host" in result.stderr
+    assert engine_changes(tmp_path / "docker.log") == []
+    assert not (tmp_path / "backups").exists()
+
+
+def test_compose_commands_that_change_nothing_do_not_wait_for_the_lock(fake_engine, tmp_path):
+    state = tmp_path / "state" / "staging"
+    state.mkdir(parents=True)
+    with (state / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = subprocess.run(
+            [str(SCRIPTS / "compose.sh"), "staging", "config", "--services"],
+            env={**os.environ, **fake_engine},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "backend" in result.stdout

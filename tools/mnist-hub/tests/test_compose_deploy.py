@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import OLD_COMMIT, record_previous
+from conftest import OLD_COMMIT, REPO_ROOT, record_previous
 from fakes import FakeHost, compose_sub, has
+from mnist_hub.compose_deploy import deploy_compose
+from mnist_hub.compose_plan import DeployOptions
 from mnist_hub.errors import DeployError
 from mnist_hub.record import CURRENT, DeployLock, read_history, read_record
 from mnist_hub.runner import Command
@@ -319,3 +321,47 @@ def test_a_first_production_deploy_writes_the_pool_file_before_starting(environ,
     assert "backend-pool-blue:" in pool_file(environ)
     assert host.ran(has("nginx", "-s", "reload"))
     assert read_record(state(environ, "production") / CURRENT).pool == "blue"
+
+
+# --- state: read under the lock; the pool file is the truth -------------------------------------
+
+
+def test_a_deploy_reads_nothing_before_it_holds_the_lock(environ):
+    lock = DeployLock(state(environ))
+    lock.acquire("deploying first-tag")
+    host = FakeHost(images=set(NEW_IMAGES))
+    try:
+        with pytest.raises(DeployError, match="another deploy of staging is running"):
+            deploy_compose(DeployOptions(env="staging", tag="new", model="folder"), environ, host, REPO_ROOT)
+    finally:
+        lock.release()
+    assert host.commands == []  # not even git: the plan is made under the lock
+
+
+def test_the_lock_holder_names_the_tag_once_the_plan_knows_it(environ):
+    host = FakeHost(images=set(NEW_IMAGES), models={"new": "v2"})
+    holders = []
+    host.fail(lambda c: holders.append((state(environ) / "lock.holder").read_text()) and False)
+    assert deploy_compose(DeployOptions(env="staging", tag="", model="folder"), environ, host, REPO_ROOT) == 0
+    assert "deploying the checkout" in holders[0] and f"deploying {'c' * 12}" in holders[-1]
+    assert_unlocked(environ)
+
+
+def test_a_deploy_killed_after_the_switch_is_recovered_by_the_next(environ, deployer, capsys):
+    """The record still names blue (the deploy died before recording), nginx sends traffic to
+    green (the pool file says so): green is the live pool, and blue's leftovers go first."""
+    record_previous(environ, "production", pool="blue")
+    host = production_host()  # blue: 3 backends at old
+    green = host.start_containers("mid", pool="green", services=("backend", "frontend"), replicas=3)
+    pool_dir = state(environ, "production") / "nginx-pool"
+    pool_dir.mkdir(parents=True)
+    upstreams = (REPO_ROOT / "nginx" / "pool" / "upstreams.conf").read_text()
+    (pool_dir / "upstreams.conf").write_text(upstreams.replace("-pool-blue:", "-pool-green:"))
+    deployment = deployer(host, env="production")
+    assert deployment.plan.variables["DEPLOY_POOL"] == "green"
+    assert deployment.run() == 0
+    assert "removing 4 containers outside the live green pool" in capsys.readouterr().out
+    first_stop = host.ran(has("docker", "stop"))[0]
+    assert not set(green) & set(first_stop.argv)  # the live pool kept serving until the switch
+    assert host.pools_of("backend") == ["blue"] * 3 and host.tags_of("backend") == ["new"] * 3
+    assert "backend-pool-blue:" in pool_file(environ)

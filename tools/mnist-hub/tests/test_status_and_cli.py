@@ -106,3 +106,28 @@ def test_the_record_fields_plumbing_reads_for_the_shell_scripts(tmp_path):
     (tmp_path / "current.env").write_text("tag=abc\npool=green\n")
     assert hub("plumbing", "record-get", str(tmp_path / "current.env"), "pool").stdout == "green\n"
     assert hub("plumbing", "record-get", str(tmp_path / "missing.env"), "pool").stdout == "\n"
+
+
+def test_a_locked_command_holds_the_lock_and_what_it_runs_inherits_it(tmp_path):
+    env = {"DEPLOY_STATE_DIR": str(tmp_path)}
+    inner = [
+        str(HUB),
+        "locked",
+        "staging",
+        "--doing",
+        "inner step",
+        "--",
+        "cat",
+        str(tmp_path / "staging" / "lock.holder"),
+    ]
+    outer = hub("locked", "staging", "--doing", "restoring MLflow", "--", *inner, env=env)
+    assert outer.returncode == 0, outer.stderr
+    assert "inner step" in outer.stdout  # the nested one took the inherited lock, not a second one
+    assert hub("lock", "staging", env=env).stdout.strip() == "staging: free"  # let go when the command ended
+    held = DeployLock(tmp_path / "staging")
+    held.acquire("deploying abc")
+    try:
+        refused = hub("locked", "staging", "--doing", "backing up", "--", "true", env=env)
+        assert refused.returncode == 1 and "another deploy of staging is running" in refused.stderr
+    finally:
+        held.release()

