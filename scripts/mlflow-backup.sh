@@ -53,7 +53,7 @@ done
 # after this listing may be in the archive too; artifacts are never rewritten in place.
 "${COMPOSE_ARGS[@]}" exec -T mlflow find /mlflow/artifacts -type f -printf '%P\t%s\n' | sort >"$target/.server-files"
 "${COMPOSE_ARGS[@]}" exec -T mlflow tar -C /mlflow/artifacts -cf - . >"$target/artifacts.tar"
-tar -tvf "$target/artifacts.tar" | awk '$1 !~ /^d/ { size = $3; sub(/^([^ ]+ +){5}/, ""); sub(/^\.\//, ""); print $0 "\t" size }' \
+tar -tvf "$target/artifacts.tar" | awk '$1 !~ /^d/ { size = $3; sub(/^[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +/, ""); sub(/^\.\//, ""); print $0 "\t" size }' \
   | sort >"$target/.archived-files" || die "$target/artifacts.tar is not a whole archive (see above): the backup is not usable"
 missing=$(comm -23 "$target/.server-files" "$target/.archived-files" | head -n 3 | tr '\t\n' ': ')
 [[ -z $missing ]] || die "$target/artifacts.tar lacks files the server holds, or holds them cut short (name:bytes): $missing"

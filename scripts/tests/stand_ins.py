@@ -7,9 +7,12 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-# `docker`: Compose v2's `version`, `config` and `config --services` answer; `info` answers after
-# $FAKE_DOCKER_RELEASE exists (when set); `image inspect` knows the images in $FAKE_DOCKER_IMAGES
-# (space-separated); `pull` finds nothing; `login` records its standard input; `ps` lists nothing.
+# `docker`: Compose v2's `version`, `config` and `config --services` answer; with
+# $FAKE_MLFLOW_FILES set, `ps -q` names a container, postgres dumps each database as one line, and
+# the tracking server's `exec find` and `exec tar` answer with that listing and the archive in
+# $FAKE_MLFLOW_TAR; `info` answers after $FAKE_DOCKER_RELEASE exists (when set); `image inspect`
+# knows the images in $FAKE_DOCKER_IMAGES (space-separated); `pull` finds nothing; `login` records
+# its standard input; `ps` lists nothing.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 echo "docker $*" >>"$FAKE_DOCKER_LOG"
 case "$1" in
@@ -18,6 +21,11 @@ case "$1" in
       *" version "*) echo "Docker Compose version v2.99.0-stand-in" ;;
       *" config --services "*) printf '%s\n' backend frontend prometheus ;;
       *" config "*) ;;
+      *" ps -q "*) [[ -n "${FAKE_MLFLOW_FILES:-}" ]] && echo "container-${*: -1}" ;;
+      *" exec -T postgres psql "*) echo 1 ;;
+      *" exec -T postgres pg_dump "*) echo "a dump of ${*: -1}" ;;
+      *" exec -T mlflow find "*) cat "$FAKE_MLFLOW_FILES" ;;
+      *" exec -T mlflow tar "*) cat "$FAKE_MLFLOW_TAR" ;;
       *) echo "stand-in: docker $* would change the engine" >>"$FAKE_DOCKER_LOG" ;;
     esac ;;
   info)

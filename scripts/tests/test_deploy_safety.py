@@ -288,3 +288,47 @@ def test_compose_commands_that_change_nothing_do_not_wait_for_the_lock(fake_engi
         )
     assert result.returncode == 0, result.stderr
     assert "backend" in result.stdout
+
+
+def artifacts_tar(folder: Path, files: dict[str, bytes]) -> bytes:
+    """What `tar -C /mlflow/artifacts -cf - .` sends for these files."""
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return subprocess.run(["tar", "-C", str(folder), "-cf", "-", "."], capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [
+        ("whole", ""),
+        ("cut short", "is not a whole archive"),
+        (
+            "a file missing",
+            "lacks files the server holds, or holds them cut short (name:bytes): 1/run/model.onnx:40000",
+        ),
+    ],
+)
+def test_a_backup_checks_every_artifact_the_server_holds_is_archived_whole(fake_engine, tmp_path, archive, message):
+    files = {"1/run/model.onnx": b"o" * 40_000, "1/run/MLmodel": b"flavors: {}\n"}
+    (tmp_path / "listing").write_text("".join(f"{name}\t{len(data)}\n" for name, data in files.items()))
+    kept = files if archive != "a file missing" else {"1/run/MLmodel": files["1/run/MLmodel"]}
+    tar = artifacts_tar(tmp_path / "served", kept)
+    (tmp_path / "artifacts.tar").write_bytes(tar[:20_000] if archive == "cut short" else tar)
+    env = {
+        **fake_engine,
+        "FAKE_MLFLOW_FILES": str(tmp_path / "listing"),
+        "FAKE_MLFLOW_TAR": str(tmp_path / "artifacts.tar"),
+    }
+    result = subprocess.run(
+        [str(SCRIPTS / "mlflow-backup.sh"), "staging", "--out", str(tmp_path / "backups")],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if not message:
+        assert result.returncode == 0, result.stderr
+        assert "artifacts: 2 files" in result.stdout and "each checked against the server's" in result.stdout
+    else:
+        assert result.returncode == 1 and message in result.stderr, result.stderr
