@@ -81,8 +81,8 @@ check_tracking_server() {
   scripts/mlflow-restore.sh "$env" "$backup" --yes | sed 's/^/    | /'
   [[ $(registered_versions) == "$versions" ]] || fail "after the restore the registry holds '$(registered_versions)'"
   # The restore first backed up what it replaced (under the same lock, beside the backup).
-  [[ $(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | wc -l) -eq 2 ]] \
-    || fail "the restore made no snapshot of what it replaced"
+  snapshot=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | sort | tail -n1)
+  [[ $snapshot > $backup && -f $snapshot/SHA256SUMS ]] || fail "the restore made no snapshot of what it replaced"
   "$PY" - "$WORK/restored" <<'PY' || fail "the restored version's artifacts do not download"
 import sys, mlflow
 path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.argv[1])
