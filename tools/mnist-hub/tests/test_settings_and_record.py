@@ -55,12 +55,14 @@ def test_image_names():
 
 def test_a_record_written_by_the_shell_version_reads(tmp_path):
     path = tmp_path / CURRENT
-    path.write_text("tag=abc\ncommit=0123456789abcdef\nmodel_version=20261206T1\npool=green\nunknown_key=x\n")
+    path.write_text(
+        "\n".join(["tag=abc", "commit=1111222233334444", "model_version=v7", "pool=green", "unknown_key=x", ""])
+    )
     record = read_record(path)
     assert (record.tag, record.pool, record.summary()) == (
         "abc",
         "green",
-        "abc (commit 0123456789ab, model 20261206T1, deployed )",
+        "abc (commit 111122223333, model v7, deployed )",
     )
     write_record(path, record)
     assert read_record(path) == record and "pool=green\n" in path.read_text()
