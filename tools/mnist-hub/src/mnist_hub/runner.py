@@ -1,7 +1,7 @@
 """Running commands: every step of a deploy is a ``Command`` (a value); one ``Runner`` runs them.
 
-The tests run the same steps against ``FakeRunner`` (tests/fakes.py), which answers from a script
-and fails where a test says, so every branch of a deploy is tested without an engine.
+The tests run the same steps against ``FakeHost`` (tests/fakes.py), which models the containers,
+answers each command and fails where a test says, so every branch of a deploy runs without an engine.
 """
 
 from __future__ import annotations

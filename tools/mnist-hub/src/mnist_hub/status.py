@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mnist_hub.commands import docker
-from mnist_hub.record import CURRENT, DeployLock, Record, read_history, read_record
+from mnist_hub.record import CURRENT, DeployLock, read_history, read_record
 from mnist_hub.runner import Runner
 
 
@@ -130,6 +130,3 @@ def as_table(statuses: list[EnvironmentStatus]) -> str:
                 out.append(f"    {h.get('deployed_at', '?'):<20} {h.get('result', '?'):<11} {h.get('tag', '?')}{model}")
         out.append("")
     return "\n".join(out)
-
-
-__all__ = ["EnvironmentStatus", "Record", "Service", "as_json", "as_table", "environment_status"]
