@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# Every secret staging and production read from a file: owned by the deploy tool.
+from mnist_hub.settings import SECRET_FILE_VARIABLES
+
 from mnist_testkit.models import trained_model_dir
 from mnist_testkit.processes import start_backend
 from mnist_testkit.recording import RecordingServer, Reply
@@ -32,18 +35,6 @@ def run_script(
         text=True,
         timeout=timeout,
     )
-
-
-# Every secret staging and production read from a file (deploy.sh --help): their overlays refuse to
-# render without all of them.
-SECRET_FILE_VARIABLES = (
-    "API_KEYS_FILE",
-    "FRONTEND_API_KEY_FILE",
-    "GRAFANA_PASSWORD_FILE",
-    "SLACK_WEBHOOK_FILE",
-    "MLFLOW_PASSWORD_FILE",
-    "POSTGRES_PASSWORD_FILE",
-)
 
 
 def secret_files(folder: Path) -> dict[str, str]:

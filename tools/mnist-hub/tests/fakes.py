@@ -39,8 +39,23 @@ def compose_sub(command: Command) -> list[str]:
     return argv[last_file + 2 :]
 
 
+class FakeClock:
+    """The Runner's clock for a fake: time moves only when the code under test sleeps."""
+
+    clock: float
+
+    def sleep(self, seconds: float) -> None:
+        self.clock += seconds
+
+    def monotonic(self) -> float:
+        return self.clock
+
+    def wall_clock(self) -> float:
+        return self.clock
+
+
 @dataclass
-class FakeHost:
+class FakeHost(FakeClock):
     project: str = "mnist-staging"
     services: tuple[str, ...] = ("backend", "frontend", "model-sync", "prometheus")
     commit: str = "c" * 40
@@ -96,15 +111,6 @@ class FakeHost:
         self.commands.append(command)
         log.write_text("Forwarding from 127.0.0.1:1 -> 8000\n")
         return FakeBackground()
-
-    def sleep(self, seconds: float) -> None:
-        self.clock += seconds
-
-    def monotonic(self) -> float:
-        return self.clock
-
-    def wall_clock(self) -> float:
-        return self.clock
 
     # --- answers ------------------------------------------------------------------------------
     def _create(self, service: str, pool: str, tag: str) -> str:

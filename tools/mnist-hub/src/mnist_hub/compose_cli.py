@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mnist_hub import settings as hub
-from mnist_hub.compose_plan import compose_project, find_compose, state_dir
+from mnist_hub.compose_plan import compose_project, find_compose, state_dir, state_root
 from mnist_hub.errors import DeployError, UsageError
 from mnist_hub.record import CURRENT, read_record, take_lock
 from mnist_hub.runner import SubprocessRunner
@@ -34,14 +34,14 @@ def hold_lock_across_exec(env: str, description: str, environ: dict[str, str]) -
     environ["MNIST_HUB_LOCKED"] = env
 
 
-def live_settings(env: str, environ: Mapping[str, str], state_root: Path) -> dict[str, str]:
+def live_settings(env: str, environ: Mapping[str, str], root: Path) -> dict[str, str]:
     """What the last deploy deployed (image repository and tag; production's pool and pool file;
     the model source), so that a Compose command by hand describes the running containers instead
     of recreating them from defaults. Values already set win."""
     variables: dict[str, str] = {}
     if "COMPOSE_PROFILES" not in environ:
         variables["COMPOSE_PROFILES"] = hub.default_profiles(env, bool(environ.get("OFFLINE")))
-    record = read_record(state_root / env / CURRENT)
+    record = read_record(root / env / CURRENT)
     if not record.tag and not record.image_repository:
         return variables
     variables["IMAGE_REPOSITORY"] = environ.get("IMAGE_REPOSITORY") or record.image_repository
@@ -50,7 +50,7 @@ def live_settings(env: str, environ: Mapping[str, str], state_root: Path) -> dic
         variables.update(hub.model_source_settings(env, record.model_source, {**environ, **variables}))
     if env == "production":
         variables["DEPLOY_POOL"] = environ.get("DEPLOY_POOL") or record.pool
-        variables["NGINX_POOL_DIR"] = environ.get("NGINX_POOL_DIR") or str(state_root / env / "nginx-pool")
+        variables["NGINX_POOL_DIR"] = environ.get("NGINX_POOL_DIR") or str(root / env / "nginx-pool")
     return {key: value for key, value in variables.items() if value or key == "COMPOSE_PROFILES"}
 
 
@@ -74,10 +74,10 @@ def compose(args: Sequence[str]) -> int:
         empty.touch()
         for name in hub.SECRET_FILE_VARIABLES:
             environ[name] = environ.get(name) or str(empty)
-    state_root = Path(environ.get("DEPLOY_STATE_DIR") or REPO_ROOT / ".deploy")
+    root = state_root(environ, REPO_ROOT)
     if rest[0] in CHANGES_STATE:
         hold_lock_across_exec(env, f"compose {rest[0]} (scripts/compose.sh)", environ)
-    environ.update(live_settings(env, environ, state_root))
+    environ.update(live_settings(env, environ, root))
     runner = SubprocessRunner(REPO_ROOT, debug=bool(environ.get("DEBUG")))
     project = compose_project(runner, REPO_ROOT, env, environ)
     environ["MLFLOW_IMAGE"] = hub.mlflow_image(REPO_ROOT, environ)

@@ -106,9 +106,14 @@ def compose_project(runner: Runner, repo_root: Path, env: str, environ: Mapping[
     return compose.ComposeProject(cli, repo_root, env, environ.get("COMPOSE_PROJECT_NAME") or f"mnist-{env}")
 
 
+def state_root(environ: Mapping[str, str], repo_root: Path) -> Path:
+    """Where every environment's state folder lives (DEPLOY_STATE_DIR, else .deploy)."""
+    return Path(environ.get("DEPLOY_STATE_DIR") or repo_root / ".deploy")
+
+
 def state_dir(environ: Mapping[str, str], repo_root: Path, env: str) -> Path:
     """Where an environment's record, history, lock and pool file live."""
-    return Path(environ.get("DEPLOY_STATE_DIR") or repo_root / ".deploy") / env
+    return state_root(environ, repo_root) / env
 
 
 def live_pool(state: Path, previous: Record) -> str:
