@@ -4,9 +4,12 @@ a real `streamlit run`. Screenshots of each state go to artifacts/frontend/."""
 from __future__ import annotations
 
 import math
+import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect, sync_playwright
@@ -20,11 +23,12 @@ AXE = FRONTEND_DIR / "node_modules" / "axe-core" / "axe.min.js"
 
 @pytest.fixture(scope="module")
 def stack(model_dir, tmp_path_factory) -> Iterator[dict]:
-    """Its own backend (the test stops it) and the page pointing at it."""
+    """Its own backend (the test stops it), taking corrections into SQLite, and the page pointing at it."""
     logs = tmp_path_factory.mktemp("browser-logs")
-    backend = start_backend(model_dir, logs)
+    database = logs / "feedback.sqlite3"
+    backend = start_backend(model_dir, logs, FEEDBACK_DATABASE_URL=f"sqlite:///{database}")
     frontend = start_frontend(backend.url, logs)
-    yield {"backend": backend, "frontend_url": frontend.url}
+    yield {"backend": backend, "frontend_url": frontend.url, "feedback_database": database}
     frontend.stop()
     backend.stop()
 
@@ -86,6 +90,39 @@ def test_drawing_a_one_then_a_zero(page, artifacts):
     page.screenshot(path=artifacts / "drew-0.png", full_page=True)
 
 
+def test_correcting_an_answer_reaches_the_store_the_metric_and_the_review_queue(page, stack, artifacts):
+    clear_canvas(page)
+    draw(page, [(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: the model reads a 1
+    expect(page.get_by_test_id("predicted-digit")).to_have_text("1", timeout=30_000)
+    expect(page.get_by_text("keeps the 28×28 image the model saw")).to_be_visible()
+    # Keyboard only: focus the "7" of "Wrong — it was" (a radio group), press Enter.
+    seven = page.get_by_role("radiogroup", name="Wrong — it was").get_by_role("radio", name="7", exact=True)
+    seven.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Thank you! Saved: it was a 7, not a 1.")).to_be_visible(timeout=30_000)
+    page.screenshot(path=artifacts / "feedback-given.png", full_page=True)
+
+    with sqlite3.connect(stack["feedback_database"]) as database:
+        rows = database.execute(
+            "SELECT label, predicted_digit, review, length(input_pixels) FROM corrections"
+        ).fetchall()
+        columns = [row[1] for row in database.execute("PRAGMA table_info(corrections)")]
+    assert rows == [(7, 1, "pending", 784)]
+    assert not [name for name in columns if "ip" in name.split("_") or "address" in name]
+    backend = stack["backend"].url
+    metrics = httpx.get(f"{backend}/metrics").text
+    assert re.search(r'mnist_feedback_total\{model_version="[^"]+",verdict="wrong"\} 1\.0', metrics), metrics[-2000:]
+    # The review queue (dev: admin calls from this machine need no admin key).
+    (group,) = httpx.get(f"{backend}/api/v1/admin/feedback").json()["groups"]
+    assert (group["label"], group["predicted_digit"], group["count"]) == (7, 1, 1)
+
+    # Changing one's mind replaces the correction.
+    page.get_by_role("button", name="Right", exact=True).click()
+    expect(page.get_by_text("Saved: it was right (your earlier answer was replaced).")).to_be_visible(timeout=30_000)
+    with sqlite3.connect(stack["feedback_database"]) as database:
+        assert database.execute("SELECT label FROM corrections").fetchall() == [(1,)]
+
+
 def test_page_has_no_serious_accessibility_violations(page, artifacts):
     assert AXE.is_file(), f"{AXE} is missing: run `npm ci` in frontend/ (make install does)"
     page.add_script_tag(path=str(AXE))
@@ -110,6 +147,9 @@ def test_uploads_are_refused_when_huge_and_shrunk_otherwise(page, tmp_path, arti
     image.save(photo)
     uploader.set_input_files(str(photo))
     expect(page.get_by_test_id("predicted-digit")).to_have_text("7", timeout=30_000)
+    # An upload is corrected like a drawing.
+    page.get_by_role("button", name="Right", exact=True).click()
+    expect(page.get_by_text("Thank you! Saved: it was right.")).to_be_visible(timeout=30_000)
 
 
 def test_stopping_the_backend_shows_unreachable(page, stack, artifacts):

@@ -141,3 +141,61 @@ def test_kedro_cli_reports_bad_parameters_and_exits_non_zero(tmp_path):
     assert result.returncode != 0
     assert "epochs" in result.stdout + result.stderr
     assert "greater than or equal to 1" in result.stdout + result.stderr
+
+
+def write_snapshot(folder, images: np.ndarray, labels: np.ndarray) -> tuple:
+    """A feedback snapshot as the backend exports it (the contract's format), digest beside it."""
+    from mnist_contract.feedback_snapshot import FeedbackSnapshot, digest_of, input_hash
+
+    snapshot = FeedbackSnapshot(
+        images=images,
+        labels=labels,
+        predicted=(labels + 1) % 10,
+        input_hashes=tuple(input_hash(image) for image in images),
+        model_versions=("20261206T195930Z-c198b0",) * len(labels),
+    )
+    data = snapshot.to_bytes()
+    path = folder / f"20261207T000000Z-{digest_of(data)[:12]}.npz"
+    path.write_bytes(data)
+    path.with_name(path.name + ".sha256").write_text(f"{digest_of(data)}  {path.name}\n")
+    return path, digest_of(data), snapshot
+
+
+def test_a_feedback_snapshot_is_learnt_from_and_measured_as_real_drawings(tmp_path, mnist):
+    # 60 real digits (the subset's last rows) stand in for people's accepted corrections.
+    images, labels = mnist["images"][-60:], mnist["labels"][-60:]
+    path, digest, snapshot = write_snapshot(tmp_path, images, labels)
+    held_out = int(snapshot.held_out().sum())
+    assert 0 < held_out < 60  # one in five by hash: a fixed set for these inputs
+    models_dir = tmp_path / "models"
+    run_project({**TINY, "export.models_dir": str(models_dir), "data.feedback_snapshot": str(path)})
+
+    version_dir = models_dir / read_current_version(models_dir)
+    metrics = json.loads((version_dir / "metrics.json").read_text())
+    assert metrics["real_drawings"]["n"] == held_out and metrics["real_drawings"]["snapshot_sha256"] == digest
+    assert 0 <= metrics["real_drawings"]["accuracy"] <= 1
+    metadata = json.loads((version_dir / "metadata.json").read_text())
+    check_metadata(metadata)
+    assert metadata["metrics"]["real_drawings_accuracy"] == metrics["real_drawings"]["accuracy"]
+    assert metadata["data"]["feedback"] == {
+        "snapshot": path.name,
+        "sha256": digest,
+        "n_train": 60 - held_out,
+        "n_held_out": held_out,
+        "weight": 3,
+    }
+    card = (version_dir / "MODEL_CARD.md").read_text()
+    assert "**Real drawings**: " in card and f"of {held_out} drawings people made" in card
+    assert digest in card
+
+
+def test_a_snapshot_that_is_not_the_one_its_digest_names_stops_the_run(tmp_path, mnist):
+    path, _, _ = write_snapshot(tmp_path, mnist["images"][-10:], mnist["labels"][-10:])
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception, match=r"not the \w+ it was given as") as raised:
+        run_project({**TINY, "export.models_dir": str(tmp_path / "models"), "data.feedback_snapshot": str(path)})
+    assert "feedback snapshot" in str(raised.value)
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

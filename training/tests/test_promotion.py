@@ -33,11 +33,17 @@ NO_FLOOR = {"PROMOTION_MIN_ACCURACY": "0", "PROMOTION_MAX_ACCURACY_DROP": "1"}
 
 
 def register_copy(
-    client: MlflowClient, source: Path, version_id: str, accuracy: float | None = None, corrupt: bool = False
+    client: MlflowClient,
+    source: Path,
+    version_id: str,
+    accuracy: float | None = None,
+    corrupt: bool = False,
+    real_drawings: float | None = None,
 ) -> str:
     """Register ``source`` (a published version) again under another version id, the way
     ``python -m mnist_training.register`` does; ``accuracy`` rewrites its test accuracy, ``corrupt``
-    flips a byte of model.onnx (what a damaged artifact store would serve). The registry number."""
+    flips a byte of model.onnx (what a damaged artifact store would serve), ``real_drawings`` gives
+    it a real-drawings accuracy as a run with a feedback snapshot has. The registry number."""
     folder = source.parent.parent / "copies" / version_id
     shutil.copytree(source, folder)
     for path in folder.iterdir():
@@ -46,6 +52,10 @@ def register_copy(
     metadata["version"] = version_id
     if accuracy is not None:
         metadata["metrics"]["test_accuracy"] = accuracy
+    if real_drawings is not None:
+        metadata["metrics"]["real_drawings_accuracy"] = real_drawings
+        snapshot = {"snapshot": "s.npz", "sha256": "ab" * 32, "n_train": 40, "n_held_out": 10, "weight": 3}
+        metadata["data"]["feedback"] = snapshot
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2))
     if corrupt:
         onnx = bytearray((folder / "model.onnx").read_bytes())
@@ -170,6 +180,27 @@ def test_a_version_far_below_the_one_it_replaces_is_refused(registry):
     assert refused.returncode == 1
     assert f"below version 1's {accuracy:.4f}" in refused.stderr
     assert client.get_model_version_by_alias(MODEL_NAME, "drop-check").version == "1"
+
+
+def test_a_version_worse_on_real_drawings_than_the_one_it_replaces_is_refused(registry):
+    client, source = registry["client"], registry["models"] / registry["ids"]["1"]
+    good = register_copy(client, source, "20991231T000004Z-9d0d00", real_drawings=0.95)
+    worse = register_copy(client, source, "20991231T000005Z-9d0d01", real_drawings=0.90)
+    close = register_copy(client, source, "20991231T000006Z-9d0d02", real_drawings=0.94)
+    assert client.get_model_version(MODEL_NAME, good).tags["real_drawings_accuracy"] == "0.950000"
+    assert promote(registry, good, "--to", "real-check", env=NO_FLOOR).returncode == 0
+
+    refused = promote(registry, worse, "--to", "real-check", env=NO_FLOOR)
+    assert refused.returncode == 1
+    assert f"real-drawings accuracy 0.9000 is more than 0.0200 below version {good}'s 0.9500" in refused.stderr
+    # Without the figure at all (trained without a snapshot): refused too, saying so.
+    without = promote(registry, "2", "--to", "real-check", env=NO_FLOOR)
+    assert without.returncode == 1 and "trained without a feedback snapshot" in without.stderr
+    # Within PROMOTION_MAX_REAL_DRAWINGS_DROP: promoted; the limit is configurable.
+    assert promote(registry, close, "--to", "real-check", env=NO_FLOOR).returncode == 0
+    looser = {**NO_FLOOR, "PROMOTION_MAX_REAL_DRAWINGS_DROP": "0.1"}
+    assert promote(registry, worse, "--to", "real-check", env=looser).returncode == 0
+    assert client.get_model_version_by_alias(MODEL_NAME, "real-check").version == worse
 
 
 def served_version(url: str) -> str | None:

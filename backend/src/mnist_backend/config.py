@@ -99,6 +99,18 @@ class Settings(BaseSettings):
 
     enable_bench_endpoint: bool = Field(False, description="mount the no-op baseline used by `make bench`")
 
+    # People's corrections (POST /api/v1/feedback). Off without a database; dev uses SQLite.
+    feedback_database_url: str | None = Field(
+        None, description="e.g. sqlite:///feedback.sqlite3 or postgresql://feedback@postgres/feedback; empty = off"
+    )
+    feedback_database_password_file: Path | None = Field(None, description="the database password, from a file")
+    feedback_key_file: Path | None = Field(
+        None, description="the key that signs feedback tokens (one per line; the first signs); dev: a random one"
+    )
+    feedback_token_ttl_s: int = Field(3600, ge=1, description="how long after an answer its correction is taken")
+    feedback_retention_days: float = Field(30, gt=0, description="unreviewed corrections are deleted after this")
+    feedback_max_concurrent: int = Field(8, ge=1, description="feedback store calls at once; more get 503")
+
     @model_validator(mode="before")
     @classmethod
     def _split_comma_lists(cls, values: dict) -> dict:
@@ -143,6 +155,39 @@ class Settings(BaseSettings):
                         "(scripts/make-local-secrets.sh writes 32-character ones)"
                     )
         return self
+
+    @model_validator(mode="after")
+    def _feedback_key_outside_dev(self) -> Settings:
+        if self.feedback_database_url and self.environment != Environment.DEV and not self.feedback_key_file:
+            raise ValueError(
+                f"ENVIRONMENT={self.environment.value} takes feedback (FEEDBACK_DATABASE_URL) and needs "
+                "FEEDBACK_KEY_FILE: every replica must sign and check tokens with the same key"
+            )
+        return self
+
+    @cached_property
+    def feedback_keys(self) -> tuple[bytes, ...]:
+        """The token keys from FEEDBACK_KEY_FILE (none: dev signs with a key of its own)."""
+        if self.feedback_key_file is None:
+            return ()
+        keys = _keys([], [self.feedback_key_file], "FEEDBACK_KEY_FILE")
+        if self.environment != Environment.DEV and any(len(key) < 32 for key in keys):
+            raise ValueError("FEEDBACK_KEY_FILE keys must be at least 32 characters outside dev")
+        if not keys:
+            raise ValueError(f"FEEDBACK_KEY_FILE {self.feedback_key_file} holds no key")
+        return keys
+
+    @cached_property
+    def feedback_database_password(self) -> str | None:
+        if self.feedback_database_password_file is None:
+            return None
+        try:
+            return self.feedback_database_password_file.read_text().strip()
+        except OSError as error:
+            raise ValueError(
+                f"FEEDBACK_DATABASE_PASSWORD_FILE {self.feedback_database_password_file} cannot be read: "
+                f"{error.strerror}"
+            ) from error
 
     @cached_property
     def all_api_keys(self) -> tuple[bytes, ...]:

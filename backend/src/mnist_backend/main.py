@@ -15,11 +15,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from mnist_backend import __version__
-from mnist_backend.api import admin, bench, health, metrics_route, model_info, open_inference, predict
+from mnist_backend.api import admin, bench, feedback, health, metrics_route, model_info, open_inference, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.client_input import limit_pillow_decoding
 from mnist_backend.config import Settings
 from mnist_backend.decode_pool import Admission, DecodePool
+from mnist_backend.feedback.service import FeedbackService
 from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, load_model))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no SIGHUP
             logger.debug("SIGHUP reload not available in this process")
+        # The store is not touched here: a database that is away must not delay serving.
+        retention = asyncio.create_task(feedback_service.keep_retention()) if feedback_service else None
         watch = None
         if settings.model_reload_interval_s > 0 and not settings.model_version:
             watch = asyncio.create_task(follow_current(holder, load_model, settings.model_reload_interval_s))
@@ -77,8 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         yield
-        if watch:
-            watch.cancel()
+        for task in (watch, retention):
+            if task:
+                task.cancel()
+        if feedback_service:
+            feedback_service.close()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         decode_pool.shutdown()
@@ -98,11 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.load_model = load_model
     app.state.batch_admission = Admission(settings.max_concurrent_batches, "batch", "batch places")
     app.state.access_control = AccessControl(settings)  # refuses a malformed RATE_LIMIT now, not per request
+    feedback_service = FeedbackService(settings, metrics) if settings.feedback_database_url else None
+    app.state.feedback = feedback_service
 
-    for router in (health.router, metrics_route.router, admin.router, open_inference.probes):
+    for router in (health.router, metrics_route.router, admin.router, feedback.admin_router, open_inference.probes):
         app.include_router(router)
     # Keys and rate limits: dependencies of the client routes, so they run after routing.
-    client_routers = [predict.router, model_info.router, open_inference.router]
+    client_routers = [predict.router, feedback.router, model_info.router, open_inference.router]
     for router in (*client_routers, *((bench.router,) if settings.enable_bench_endpoint else ())):
         app.include_router(router, dependencies=client_dependencies(settings))
     install_error_handlers(app)

@@ -108,13 +108,28 @@ class ServiceMetrics:
             ["kind"],
             registry=r,
         )
+        # People's corrections: live accuracy per served version (monitoring/prometheus/rules).
+        self.feedback = Counter(
+            "mnist_feedback",
+            "Corrections from people, by the version that answered and whether its answer was right",
+            ["model_version", "verdict"],
+            registry=r,
+        )
+        self.feedback_refused = Counter(
+            "mnist_feedback_refused",
+            "Corrections not stored: forged, expired or misplaced tokens, or the store unavailable",
+            ["reason"],
+            registry=r,
+        )
         # Pre-create children so every series exists from the first scrape (rate() needs a baseline).
         self._digit_counters = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._inference = {kind: self.inference_latency.labels(kind=kind) for kind in ("single", "batch")}
         for result in ("success", "failure"):
             self.model_reloads.labels(result=result)
-        for kind in ("image_decoding", "batch"):
+        for kind in ("image_decoding", "batch", "feedback_store"):
             self.busy_rejections.labels(kind=kind)
+        for reason in ("forged", "expired", "other_prediction", "store_unavailable"):
+            self.feedback_refused.labels(reason=reason)
 
     def set_resource_limits(self, memory_bytes: int | None, cpu_cores: float | None) -> None:
         """Export the container's limits; a missing limit leaves its gauge without a sample."""
@@ -137,6 +152,8 @@ class ServiceMetrics:
         self.model_info.clear()
         if version is not None:
             self.model_info.labels(version=version, test_accuracy=f"{test_accuracy:.4f}").set(1)
+            for verdict in ("right", "wrong"):  # from 0, so the first correction shows in increase()
+                self.feedback.labels(model_version=version, verdict=verdict)
         self.model_ready.set(1 if version is not None else 0)
 
     def exposition(self) -> tuple[bytes, str]:

@@ -94,6 +94,50 @@ def show_prediction(result: Prediction | BackendError) -> None:
             "<figcaption>What the model saw: your drawing as a 28×28 MNIST image</figcaption></figure>",
             unsafe_allow_html=True,
         )
+    show_feedback(result)
+
+
+FEEDBACK_NOTICE = (
+    "A correction keeps the 28×28 image the model saw, its answer and yours: to measure the "
+    "model on real drawings and, once reviewed, to train the next one. Not your upload, not your address."
+)
+
+
+def show_feedback(prediction: Prediction) -> None:
+    """One click says the answer was right, or which digit it really was (a second click replaces it)."""
+    prediction_id = prediction.prediction_id
+    if prediction_id is None:
+        return  # this backend takes no corrections
+    given = st.session_state.setdefault("feedback", {})
+
+    def right() -> None:
+        given[prediction_id] = send_feedback(prediction, prediction.digit)
+
+    def wrong() -> None:
+        chosen = st.session_state.get(f"wrong-{prediction_id}")
+        if chosen is not None:
+            given[prediction_id] = send_feedback(prediction, int(chosen))
+
+    st.markdown("**Was that right?**")
+    st.button("Right", key=f"right-{prediction_id}", type="primary", on_click=right)
+    st.pills("Wrong — it was", [str(digit) for digit in range(10)], key=f"wrong-{prediction_id}", on_change=wrong)
+    sent = given.get(prediction_id)
+    if isinstance(sent, BackendError):
+        st.warning(sent.message)
+    elif sent is not None:
+        st.success(sent)
+    # Ordinary text colour: the caption's grey is below WCAG's contrast minimum on white.
+    st.markdown(f"<p style='font-size:0.875rem;margin:0'>{FEEDBACK_NOTICE}</p>", unsafe_allow_html=True)
+
+
+def send_feedback(prediction: Prediction, label: int) -> str | BackendError:
+    try:
+        status = backend_client().send_feedback(prediction, label)
+    except BackendError as error:
+        return error
+    said = "right" if label == prediction.digit else f"a {label}, not a {prediction.digit}"
+    again = " (your earlier answer was replaced)" if status == "updated" else ""
+    return f"Thank you! Saved: it was {said}{again}."
 
 
 def main() -> None:

@@ -33,6 +33,9 @@ class Prediction:
     probabilities: list[float]
     input_image: list[list[float]] | None
     model_version: str
+    # Present when the backend takes corrections (FEEDBACK_DATABASE_URL).
+    prediction_id: str | None = None
+    feedback_token: str | None = None
 
 
 # httpx's pool sizes, with idle connections given up after 3 s: the backend closes them after 5 s
@@ -96,7 +99,23 @@ class BackendClient:
             probabilities=body["probabilities"],
             input_image=body.get("input_image"),
             model_version=body["model_version"],
+            prediction_id=body.get("prediction_id"),
+            feedback_token=body.get("feedback_token"),
         )
+
+    def send_feedback(self, prediction: Prediction, label: int) -> str:
+        """Tell the backend which digit ``prediction`` really was; "recorded" or "updated"."""
+        if prediction.prediction_id is None or prediction.feedback_token is None:
+            raise BackendError("input", "This answer cannot be corrected: the backend takes no feedback.")
+        payload = {"prediction_id": prediction.prediction_id, "token": prediction.feedback_token, "label": label}
+        try:
+            return self._request("POST", "/api/v1/feedback", json=payload)["status"]
+        except BackendError as error:
+            if error.kind == "not ready":  # 503 from the feedback route: its store, not the model
+                raise BackendError("unavailable", "Corrections cannot be saved right now; try again later.") from None
+            if error.kind == "refused":
+                raise BackendError("input", f"The correction was refused: {error.message}") from None
+            raise
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
@@ -124,6 +143,8 @@ def error_for_response(response: httpx.Response) -> BackendError:
     if status == 503:
         # /ready explains itself in "reason", the API routes in "detail": _detail reads both.
         return BackendError("not ready", f"The model is not ready: {detail}")
+    if status in (403, 410):  # a correction's token refused (forged, misplaced or expired)
+        return BackendError("refused", detail)
     if status in (413, 415, 422):
         return BackendError("input", f"The backend could not read this image: {detail}")
     return BackendError("error", f"The backend failed (HTTP {status}). Try again later.")

@@ -66,6 +66,26 @@ def _percent(value: float) -> str:
     return f"{value * 100:.1f} %"
 
 
+def _feedback_data(feedback: dict[str, Any] | None) -> list[str]:
+    if not feedback:
+        return ["- No feedback snapshot: nothing people corrected on the drawing page was learnt from."]
+    return [
+        f"- Feedback snapshot `{feedback['snapshot']}` (SHA-256 `{feedback['sha256']}`): {feedback['n_train']:,} "
+        f"accepted corrections from the drawing page learnt from (each counted {feedback['weight']}x), "
+        f"{feedback['n_held_out']:,} held out as real drawings.",
+    ]
+
+
+def _real_drawings(real: dict[str, Any] | None) -> list[str]:
+    if not real:
+        return []
+    return [
+        "",
+        f"**Real drawings**: {_percent(real['accuracy'])} of {real['n']:,} drawings people made on the page and "
+        "corrected (held out of the feedback snapshot, never learnt from; accepted by a reviewer).",
+    ]
+
+
 def render_model_card(metadata: dict[str, Any], metrics: dict[str, Any], model_name: str = "mnist-cnn") -> str:
     """The card as Markdown. ``metadata`` is the version's ``metadata.json``, ``metrics`` its
     ``metrics.json`` (floors and the test split's size)."""
@@ -99,6 +119,7 @@ def render_model_card(metadata: dict[str, Any], metrics: dict[str, Any], model_n
         f"{data['n_test']:,} held-out test images.",
         f"- Data hash (SHA-256 of the three splits' images and labels): `{data['sha256']}`.",
         _augmentation(params),
+        *_feedback_data(data.get("feedback")),
         "",
         "## Metrics",
         "",
@@ -107,6 +128,7 @@ def render_model_card(metadata: dict[str, Any], metrics: dict[str, Any], model_n
         "| digit | " + " | ".join(per_digit) + " |",
         "|---|" + "---:|" * len(per_digit),
         "| accuracy | " + " | ".join(f"{value:.3f}" for value in per_digit.values()) + " |",
+        *_real_drawings(metrics.get("real_drawings")),
         "",
         "Robustness: the same held-out digits changed the way real inputs differ from MNIST (uploads go",
         "through the serving preprocessing); a training run below a floor publishes nothing.",

@@ -24,6 +24,10 @@ class DataParams(_Params):
     validation_fraction: float = Field(0.1, ge=0, lt=1)
     limit: int | None = Field(None, ge=20, description="keep only this many images, balanced per digit")
     seed: int = 42
+    # Accepted corrections from the drawing page (`make feedback-export`): their training part is
+    # added to the training split, their held-out part measures the "real drawings" accuracy.
+    feedback_snapshot: Path | None = Field(None, description="a feedback snapshot (.npz), its digest beside it")
+    feedback_weight: int = Field(3, ge=1, le=100, description="each accepted correction counts as this many images")
 
 
 class ArchitectureParams(_Params):

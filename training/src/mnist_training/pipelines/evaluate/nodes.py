@@ -61,6 +61,20 @@ def evaluate_robustness(
     }
 
 
+def evaluate_real_drawings(
+    model: nn.Module, held_out: dict[str, np.ndarray], normalization: dict[str, float], feedback: dict[str, Any]
+) -> dict[str, Any]:
+    """Accuracy on the feedback snapshot's held-out corrections: drawings people made on the page,
+    labelled by them and accepted by a reviewer. Empty without a snapshot (or none held out)."""
+    count = len(held_out["labels"])
+    if not count:
+        return {}
+    predictions = predict_labels(model, held_out["images"], normalization)
+    accuracy = float((predictions == held_out["labels"]).mean())
+    logger.info("Accuracy on %d real drawings (feedback snapshot %s): %.4f", count, feedback["sha256"][:12], accuracy)
+    return {"accuracy": accuracy, "n": count, "snapshot_sha256": feedback["sha256"]}
+
+
 def robustness_table(accuracies: dict[str, float], floors: dict[str, float]) -> str:
     """One line per figure: accuracy, its floor and whether it holds."""
     lines = [f"{'variant':<18} {'accuracy':>8} {'floor':>6}"]
@@ -71,7 +85,9 @@ def robustness_table(accuracies: dict[str, float], floors: dict[str, float]) -> 
     return "\n".join(lines)
 
 
-def check_floors(test_metrics: dict[str, Any], robustness: dict[str, float], params: EvaluateParams) -> dict[str, Any]:
+def check_floors(
+    test_metrics: dict[str, Any], robustness: dict[str, float], real_drawings: dict[str, Any], params: EvaluateParams
+) -> dict[str, Any]:
     """The run's metrics with the robustness figures; raises ``QualityFloorError`` naming every
     figure below its floor, so the export pipeline (which needs these metrics) never runs."""
     accuracies = {"clean": test_metrics["test_accuracy"], **robustness}
@@ -89,7 +105,8 @@ def check_floors(test_metrics: dict[str, Any], robustness: dict[str, float], par
         )
     if below:
         logger.warning("Below floor, not enforced (evaluate.enforce_floors=false): %s", ", ".join(below))
-    return {**test_metrics, "robustness": robustness, "floors": dict(params.floors)}
+    found = {"real_drawings": real_drawings} if real_drawings else {}
+    return {**test_metrics, "robustness": robustness, "floors": dict(params.floors), **found}
 
 
 def plot_confusion_matrix(metrics: dict[str, Any]) -> Figure:

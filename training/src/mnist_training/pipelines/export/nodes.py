@@ -149,6 +149,7 @@ def build_metadata(
             "test_accuracy": metrics["test_accuracy"],
             "per_class_accuracy": metrics["per_class_accuracy"],
             "robustness": metrics["robustness"],
+            **({"real_drawings_accuracy": metrics["real_drawings"]["accuracy"]} if "real_drawings" in metrics else {}),
         },
         "data": data_description,
         "params": train_params.model_dump(exclude={"device", "num_threads"}),
@@ -179,17 +180,19 @@ def publish_model(
     metadata = build_metadata(
         version, onnx_model, parity, metrics, normalization, data_description, train_params, export_params.opset_version
     )
-    metrics_file = {
+    metrics_file: dict[str, Any] = {
         key: metrics[key]
         for key in (
             "test_accuracy",
             "per_class_accuracy",
             "robustness",
+            "real_drawings",
             "floors",
             "n_test",
             "confusion_matrix",
             "training",
         )
+        if key in metrics  # real_drawings: only with a feedback snapshot
     }
     example = normalized_tensor(test["images"][:1], normalization).numpy()
     target = publish_version(

@@ -42,6 +42,8 @@ def metric_curves(history: dict[str, Any], metrics: dict[str, Any], parity: dict
         curves[f"test_accuracy_digit_{digit}"] = {"value": value, "step": 0}
     for variant, value in metrics["robustness"].items():
         curves[f"robustness_{variant}"] = {"value": value, "step": 0}
+    if "real_drawings" in metrics:
+        curves["real_drawings_accuracy"] = {"value": metrics["real_drawings"]["accuracy"], "step": 0}
     curves["onnx_parity_max_abs_diff"] = {"value": parity["max_abs_diff"], "step": 0}
     return curves
 
@@ -66,10 +68,17 @@ def _data_source(source: str) -> DatasetSource | str:
 
 
 def log_dataset(
-    data_description: dict[str, Any], train: dict[str, Any], validation: dict[str, Any], test: dict[str, Any]
+    data_description: dict[str, Any],
+    train: dict[str, Any],
+    validation: dict[str, Any],
+    test: dict[str, Any],
+    feedback: dict[str, Any],
+    feedback_train: dict[str, Any],
+    feedback_held_out: dict[str, Any],
 ) -> None:
     """The three splits as the run's inputs (``mlflow.log_input``): name, source, the data hash as
-    digest, and their shapes (row counts), so the run links to exactly the data it learned from."""
+    digest, and their shapes (row counts), so the run links to exactly the data it learned from;
+    with a feedback snapshot, its two parts too."""
     if mlflow.active_run() is None:
         return
     source = _data_source(data_description["source"])
@@ -83,6 +92,22 @@ def log_dataset(
             digest=digest,
         )
         mlflow.log_input(dataset, context=context, tags={"sha256": data_description["sha256"]})
+    if feedback:
+        log_feedback_snapshot(feedback, feedback_train, feedback_held_out)
+
+
+def log_feedback_snapshot(feedback: dict[str, Any], train: dict[str, Any], held_out: dict[str, Any]) -> None:
+    """The feedback snapshot's two parts as inputs of the run, named and digested by the snapshot."""
+    for context, part in (("train", train), ("real_drawings", held_out)):
+        dataset = from_numpy(
+            part["images"],
+            targets=part["labels"],
+            source=feedback["path"],
+            name=f"feedback/{feedback['snapshot']}/{context}",
+            digest=feedback["sha256"][:DIGEST_LENGTH],
+        )
+        tags = {"sha256": feedback["sha256"], "weight": str(feedback["weight"])}
+        mlflow.log_input(dataset, context=context, tags=tags)
 
 
 def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
@@ -95,6 +120,16 @@ def registration_tags(metadata: dict[str, Any]) -> dict[str, str]:
         "git_sha": metadata["git_sha"],
         "data_sha256": metadata["data"].get("sha256", "unknown"),
         "data_source": metadata["data"]["source"],
+        **(
+            {"real_drawings_accuracy": f"{metadata['metrics']['real_drawings_accuracy']:.6f}"}
+            if "real_drawings_accuracy" in metadata["metrics"]
+            else {}
+        ),
+        **(
+            {"feedback_snapshot_sha256": metadata["data"]["feedback"]["sha256"]}
+            if "feedback" in metadata["data"]
+            else {}
+        ),
     }
 
 

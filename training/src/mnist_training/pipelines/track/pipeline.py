@@ -8,7 +8,15 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 log_dataset,
-                ["data_description", "train_split", "validation_split", "test_split"],
+                [
+                    "data_description",
+                    "train_split",
+                    "validation_split",
+                    "test_split",
+                    "feedback_description",
+                    "feedback_train_split",
+                    "feedback_held_out",
+                ],
                 None,
                 name="log_dataset",
             ),

@@ -8,7 +8,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 train_model,
-                ["train_split", "validation_split", "normalization", "params:train"],
+                ["training_split", "validation_split", "normalization", "params:train"],
                 ["trained_model", "training_history"],
                 name="train_model",
             ),

