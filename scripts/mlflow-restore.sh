@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Restore an environment's MLflow from a scripts/mlflow-backup.sh folder: checks its SHA256SUMS,
-# backs up what the server holds now (a snapshot beside BACKUP_DIR), stops the tracking server,
-# replaces each database in one transaction and the artifacts volume's content, and starts the
-# server again - also when a step fails. What was logged after the backup is gone afterwards.
+# Restore an environment's MLflow and people's corrections from a scripts/mlflow-backup.sh folder:
+# checks its SHA256SUMS, backs up what the server holds now (a snapshot beside BACKUP_DIR), stops
+# the tracking server, replaces each database in one transaction and the artifacts volume's
+# content, and starts the server again - also when a step fails. What was logged after the backup is gone.
 #   scripts/mlflow-restore.sh <dev|staging|production> BACKUP_DIR --yes   (make mlflow-restore ENV=... BACKUP=...)
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
@@ -47,15 +47,23 @@ echo "stopping the tracking server (nothing may write while the store is replace
 docker stop -t 30 "$mlflow" >/dev/null
 # Whatever happens next, the tracking server runs again when this script ends.
 trap 'docker start "$mlflow" >/dev/null 2>&1 || true' EXIT
-restore_db() {  # database dump
+restore_db() {  # database dump [owner]: the owner's objects stay the owner's (feedback's user)
+  local owner=${3:-mlflow}
   "${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d postgres -qtAc \
     "SELECT 1 FROM pg_database WHERE datname = '$1'" | grep -q 1 \
-    || "${COMPOSE_ARGS[@]}" exec -T postgres createdb -U mlflow "$1"
-  "${COMPOSE_ARGS[@]}" exec -T postgres pg_restore -U mlflow -d "$1" --clean --if-exists --no-owner --exit-on-error --single-transaction <"$2"
+    || "${COMPOSE_ARGS[@]}" exec -T postgres createdb -U mlflow --owner "$owner" "$1"
+  "${COMPOSE_ARGS[@]}" exec -T postgres pg_restore -U mlflow --role "$owner" -d "$1" --clean --if-exists --no-owner \
+    --exit-on-error --single-transaction <"$2"
   echo "database $1 restored"
 }
 restore_db mlflow "$BACKUP/mlflow.dump"
 [[ -f "$BACKUP/mlflow_auth.dump" ]] && restore_db mlflow_auth "$BACKUP/mlflow_auth.dump"
+# People's corrections: their user must exist (a deploy of this environment makes it).
+if [[ -f "$BACKUP/feedback.dump" ]]; then
+  [[ $("${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d postgres -qtAc "SELECT 1 FROM pg_roles WHERE rolname = 'feedback'") == *1* ]] \
+    || die "the backup holds people's corrections but $ENV_NAME's PostgreSQL has no feedback user: deploy $ENV_NAME first"
+  restore_db feedback "$BACKUP/feedback.dump" feedback
+fi
 # The stopped server's own volume, through a throwaway container of its image and user. The
 # archive is unpacked beside the current files first; they are replaced only once it is whole.
 swap='set -e; cd /mlflow/artifacts; rm -rf .restoring .replaced; mkdir .restoring .replaced

@@ -34,6 +34,8 @@ mlflow_image_tag() { "$HUB" plumbing mlflow-image-tag; }
 source "$(dirname "$0")/lib/stack-deploys.sh"
 # shellcheck source=lib/stack-tracking.sh
 source "$(dirname "$0")/lib/stack-tracking.sh"
+# shellcheck source=lib/stack-feedback.sh
+source "$(dirname "$0")/lib/stack-feedback.sh"
 cd "$REPO_ROOT"
 
 PY=$(cd "$REPO_ROOT" && realpath -ms "${PY:-.venv/bin/python}")
@@ -180,6 +182,9 @@ until [[ $(prometheus_query http://127.0.0.1:9090 "count($staging_watch)") == 3 
 done
 check "staging's node-exporter is scraped; blackbox-exporter's probes of the page and the API succeed"
 
+step "People's corrections in staging: stored in PostgreSQL, kept across a backend restart"
+check_staging_feedback
+
 step "A broken tag is rolled back automatically"
 BROKEN_TAG="$GOOD_TAG-broken"
 # A release whose backend cannot start: it exits at once, so it never becomes healthy.
@@ -202,6 +207,13 @@ check "broken $BROKEN_TAG failed its health check; $GOOD_TAG restored, ready, an
 [[ $("${COMPOSE_ARGS[@]}" ps -q mlflow) == "$MLFLOW_CONTAINER" && $(registered_versions | head -n1) == 1=* ]] \
   || fail "the deploy and its rollback replaced the tracking server (or its registry)"
 check "the deploy and its rollback left MLflow running (same container, same registry)"
+if [[ $STACK_STEPS == all ]]; then
+  step "People's corrections survive the deploys, and a backup/restore round trip; reviewed and exported"
+  check_feedback_survives_backup
+else
+  [[ $(feedback_rows) == 4 ]] || fail "the deploy and its rollback left $(feedback_rows) corrections, not 4"
+  check "a failed deploy and its rollback lost no correction (4); backup and export: not run (STACK_STEPS=$STACK_STEPS)"
+fi
 remove_project staging
 
 step "A deploy host's checkout, reached over a real SSH connection (sshd on 127.0.0.1:$SSH_PORT)"
@@ -211,7 +223,7 @@ check "host checkout at $(git -C "$HOST_CHECKOUT" rev-parse --short=12 HEAD); ss
 # The host's own settings, as an operator keeps them (docs/ci-cd.md: "A deploy host").
 mkdir -p "$HOST_CHECKOUT/.deploy"
 for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBHOOK_FILE MLFLOW_PASSWORD_FILE \
-  POSTGRES_PASSWORD_FILE MODELS_PATH PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE \
+  POSTGRES_PASSWORD_FILE ADMIN_API_KEY_FILE FEEDBACK_KEY_FILE FEEDBACK_DB_PASSWORD_FILE MODELS_PATH PYTHON_IMAGE NGINX_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE NGINX_EXPORTER_IMAGE \
   NODE_EXPORTER_IMAGE BLACKBOX_EXPORTER_IMAGE \
   POSTGRES_IMAGE OFFLINE COMPOSE_CLI DOCKER_CONFIG; do
   if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
@@ -280,6 +292,7 @@ check "tritonclient: /v2 health, metadata and a binary batch through the HTTPS e
 canary=$(predict -H "X-API-Key: $API_KEY" -H 'X-Experiment-Group: canary' | python3 -c 'import json, sys; print(json.load(sys.stdin)["model_version"])')
 [[ "$canary" == "$CANARY_VERSION" ]] || fail "X-Experiment-Group: canary reached $canary, not $CANARY_VERSION"
 check "X-Experiment-Group: canary is served by $CANARY_VERSION"
+check_production_feedback
 
 for path in /metrics /api/v1/admin/reload; do
   status=$("${CURL[@]}" -o /dev/null -w '%{http_code}' "$EDGE$path")

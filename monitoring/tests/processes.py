@@ -34,8 +34,10 @@ def require(binary: str) -> str:
 
 
 def start_backend(model_dir: Path, port: int, logs: Path) -> Process:
-    """A real backend on ``port`` (a fixed one, so a restarted backend is the same scrape target)."""
-    return start_kit_backend(model_dir, logs, port=port, ACCESS_LOG="false")
+    """A real backend on ``port`` (a fixed one, so a restarted backend is the same scrape target),
+    taking people's corrections into SQLite."""
+    feedback = f"sqlite:///{logs / 'feedback.sqlite3'}"
+    return start_kit_backend(model_dir, logs, port=port, ACCESS_LOG="false", FEEDBACK_DATABASE_URL=feedback)
 
 
 class SlackStandIn(RecordingServer):

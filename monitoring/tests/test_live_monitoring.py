@@ -52,7 +52,7 @@ def dashboard_queries() -> list[tuple[str, str]]:
 def recording_rules() -> list[str]:
     return [
         rule["record"]
-        for name in ("recording.yml", "slo.yml", "drift.yml")
+        for name in ("recording.yml", "slo.yml", "drift.yml", "feedback.yml")
         for group in yaml.safe_load((PROMETHEUS_DIR / "rules" / name).read_text())["groups"]
         for rule in group["rules"]
         if "record" in rule
@@ -106,6 +106,7 @@ def prometheus_config_for_this_host(ports: dict, tmp: Path) -> Path:
         str(tmp / "alerts.yml"),
         str(PROMETHEUS_DIR / "rules" / "slo.yml"),
         str(tmp / "drift.yml"),
+        str(PROMETHEUS_DIR / "rules" / "feedback.yml"),
     ]
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -278,9 +279,14 @@ def serve_real_traffic(stack: dict) -> None:
     digits = load_digits()
     with httpx.Client(timeout=10) as client:
         for base in (stack["backend"], stack["nginx"]):  # directly, and through the edge
-            for pixels in digits.values():
+            for digit, pixels in digits.items():
                 image = [value / 255 for row in pixels for value in row]
-                assert client.post(f"{base}/api/v1/predict", json={"image": image}).status_code == 200
+                answer = client.post(f"{base}/api/v1/predict", json={"image": image})
+                assert answer.status_code == 200
+                # People confirm most answers and correct one (the 0): the live-accuracy series.
+                body = answer.json()
+                correction = {"prediction_id": body["prediction_id"], "token": body["feedback_token"], "label": digit or 8}
+                assert client.post(f"{base}/api/v1/feedback", json=correction).status_code == 200
             batch = [[value / 255 for row in digits[d] for value in row] for d in (4, 5, 6)]
             assert client.post(f"{base}/api/v1/predict/batch", json={"images": batch}).status_code == 200
             assert client.post(f"{base}/api/v1/predict", json={"image": [0.5] * 10}).status_code == 422

@@ -25,13 +25,18 @@ def test_prometheus_config_is_valid(environment):
     assert "SUCCESS" in output
 
 
-RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml", "rules/drift.yml")
+RULE_FILES = ("rules/recording.yml", "rules/alerts.yml", "rules/slo.yml", "rules/drift.yml", "rules/feedback.yml")
 RULE_TESTS = sorted(str(p.relative_to(PROMETHEUS)) for p in (PROMETHEUS / "tests").glob("*_test.yml"))
 
 
 def test_rules_are_valid_and_their_unit_tests_pass():
     run([require("promtool"), "check", "rules", *RULE_FILES], cwd=PROMETHEUS)
-    assert RULE_TESTS == ["tests/alerts_test.yml", "tests/drift_test.yml", "tests/slo_test.yml"]
+    assert RULE_TESTS == [
+        "tests/alerts_test.yml",
+        "tests/drift_test.yml",
+        "tests/feedback_test.yml",
+        "tests/slo_test.yml",
+    ]
     output = run([require("promtool"), "test", "rules", *RULE_TESTS], cwd=PROMETHEUS)
     assert output.count("SUCCESS") == len(RULE_TESTS)
 

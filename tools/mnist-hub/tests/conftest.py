@@ -27,6 +27,7 @@ def environ(tmp_path) -> dict[str, str]:
     certs.mkdir()
     (certs / "tls.crt").write_text("certificate\n")
     (certs / "tls.key").write_text("key\n")
+    (tmp_path / "feedback_db_password").write_text("feedback-db-password\n")  # pragma: allowlist secret
     return {
         "DEPLOY_STATE_DIR": str(tmp_path / "state"),
         "MODELS_PATH": str(models),
@@ -35,6 +36,7 @@ def environ(tmp_path) -> dict[str, str]:
         "OFFLINE": "1",
         "DRAIN_SECONDS": "5",
         "API_KEYS_FILE": "/run/secrets/api_keys",  # pragma: allowlist secret
+        "FEEDBACK_DB_PASSWORD_FILE": str(tmp_path / "feedback_db_password"),
     }
 
 

@@ -365,3 +365,52 @@ def test_a_deploy_killed_after_the_switch_is_recovered_by_the_next(environ, depl
     assert not set(green) & set(first_stop.argv)  # the live pool kept serving until the switch
     assert host.pools_of("backend") == ["blue"] * 3 and host.tags_of("backend") == ["new"] * 3
     assert "backend-pool-blue:" in pool_file(environ)
+
+
+# --- the feedback store's database ----------------------------------------------------------
+
+
+def feedback_sql(host: FakeHost) -> list[Command]:
+    return host.ran(lambda c: "psql" in c.argv and "postgres" in compose_sub(c))
+
+
+def test_the_feedback_database_is_made_before_any_app_container_changes(environ, deployer):
+    record_previous(environ, "staging")
+    host = FakeHost(images=NEW_IMAGES | OLD_IMAGES, services=("backend", "frontend", "postgres"))
+    assert deployer(host).run() == 0
+    (psql,) = feedback_sql(host)
+    # The password travels on stdin, never on a command line.
+    assert "ALTER ROLE feedback PASSWORD 'feedback-db-password';" in (psql.stdin or "")
+    assert not any("feedback-db-password" in arg for command in host.commands for arg in command.argv)
+    order = host.commands.index(psql)
+    app_ups = [c for c in ups(host) if "backend" in c.argv]
+    assert app_ups and all(host.commands.index(c) > order for c in app_ups)
+    postgres_ups = [c for c in ups(host) if compose_sub(c)[-1:] == ["postgres"]]
+    assert postgres_ups and all("--no-recreate" in c.argv for c in postgres_ups)
+
+
+def test_without_the_feedback_password_nothing_changes(environ, deployer):
+    record_previous(environ, "staging")
+    Path(environ["FEEDBACK_DB_PASSWORD_FILE"]).unlink()
+    host = FakeHost(images=NEW_IMAGES | OLD_IMAGES, services=("backend", "frontend", "postgres"))
+    with pytest.raises(DeployError, match=r"FEEDBACK_DB_PASSWORD_FILE .*No such file.*nothing was changed"):
+        deployer(host).run()
+    assert ups(host) == [] and read_history(state(environ)) == []
+    assert_unlocked(environ)
+
+
+def test_a_feedback_database_that_cannot_be_made_stops_the_deploy_before_the_apps(environ, deployer):
+    record_previous(environ, "staging")
+    host = FakeHost(images=NEW_IMAGES | OLD_IMAGES, services=("backend", "frontend", "postgres"))
+    host.fail(has("psql"))
+    with pytest.raises(DeployError, match=r"feedback database and user could not be made.*nothing was changed"):
+        deployer(host).run()
+    assert not [c for c in ups(host) if "backend" in c.argv]
+    assert_unlocked(environ)
+
+
+def test_dev_and_environments_without_postgres_make_no_feedback_database(environ, deployer):
+    record_previous(environ, "staging")
+    host = FakeHost(images=NEW_IMAGES | OLD_IMAGES)  # no postgres among the active services
+    assert deployer(host).run() == 0
+    assert feedback_sql(host) == []

