@@ -15,6 +15,8 @@ one less exactly that part, served by the same uvicorn configuration (``mnist_ba
 - ``drift_statistics``: the input statistics every prediction feeds (ink share, box, centre).
 - ``body_validation``: pydantic's validation of the JSON body (parsed with orjson instead; the
   pixel checks of the route stay).
+- ``feedback_tokens``: the signed prediction id and token every answer carries when the service
+  takes corrections (``FEEDBACK_DATABASE_URL`` unset).
 """
 
 from __future__ import annotations
@@ -82,11 +84,16 @@ FEATURES: dict[str, Callable[[FastAPI], None]] = {
     "prediction_metrics": _without_prediction_metrics,
     "drift_statistics": _without_drift_statistics,
     "body_validation": _without_body_validation,
+    "feedback_tokens": lambda app: None,  # a setting: see settings_for
 }
 
 
 def settings_for(feature: str) -> Settings:
-    return Settings(access_log=False) if feature == "access_log" else Settings()
+    if feature == "access_log":
+        return Settings(access_log=False)
+    if feature == "feedback_tokens":
+        return Settings(feedback_database_url=None)
+    return Settings()
 
 
 def main(argv: list[str]) -> None:

@@ -36,12 +36,16 @@ def metric(client: TestClient, prefix: str) -> float:
 
 
 @pytest.mark.parametrize("feature", sorted(FEATURE_OFF.FEATURES))
-def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, model_dir, monkeypatch):
+def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, model_dir, monkeypatch, tmp_path):
     # The body-validation removal replaces the class's parser: restored after the test.
     monkeypatch.setattr(PredictRequest, "model_validate_json", PredictRequest.model_validate_json)
-    settings = make_settings(model_dir, environment="production", api_keys=KEY)
-    if feature == "access_log":
-        settings = settings.model_copy(update={"access_log": False})
+    key_file = tmp_path / "feedback_key"
+    key_file.write_text("feature-off-feedback-key-of-32-characters\n")  # pragma: allowlist secret
+    feedback = {"feedback_database_url": f"sqlite:///{tmp_path / 'feedback.sqlite3'}", "feedback_key_file": key_file}
+    settings = make_settings(model_dir, environment="production", api_keys=KEY, **feedback)
+    setting = {"access_log": "access_log", "feedback_tokens": "feedback_database_url"}.get(feature)
+    if setting:  # a feature that is a setting: the value settings_for gives it
+        settings = settings.model_copy(update={setting: getattr(FEATURE_OFF.settings_for(feature), setting)})
     app = create_app(settings)
     FEATURE_OFF.FEATURES[feature](app)
     with TestClient(app) as client:
@@ -51,6 +55,7 @@ def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, mod
         reply = client.post("/api/v1/predict", json=BODY, headers=headers)
         assert reply.status_code == 200, reply.text
         assert ("x-request-id" in reply.headers) == (feature != "request_context")
+        assert ("feedback_token" in reply.json()) == (feature != "feedback_tokens")
         images = metric(client, "mnist_inference_images_total") - before["mnist_inference_images_total"]
         assert images == (0 if feature == "prediction_metrics" else 1)
         requests = metric(client, "mnist_http_requests_total") - before["mnist_http_requests_total"]
@@ -68,3 +73,4 @@ def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, mod
 def test_the_access_log_comes_out_by_its_setting():
     assert FEATURE_OFF.settings_for("access_log").access_log is False
     assert FEATURE_OFF.settings_for("api_key").access_log is True
+    assert FEATURE_OFF.settings_for("feedback_tokens").feedback_database_url is None

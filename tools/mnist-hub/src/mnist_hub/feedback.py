@@ -272,5 +272,5 @@ def main(args: Sequence[str], repo_root: Path) -> int:
         folder = options.out or repo_root / "training" / "data" / "01_raw" / "feedback" / options.env
         path = export(api, folder, datetime.now(UTC))
         print(f"snapshot: {path}\ndigest:   {path.with_name(path.name + '.sha256').read_text().split()[0]}")
-        print(f"train with it: make train TRAIN_ARGS='--params feedback_snapshot={path}'")
+        print(f"train with it: make train TRAIN_PARAMS=data.feedback_snapshot={path.resolve()}")
     return 0
