@@ -163,6 +163,8 @@ class Settings(BaseSettings):
                 f"ENVIRONMENT={self.environment.value} takes feedback (FEEDBACK_DATABASE_URL) and needs "
                 "FEEDBACK_KEY_FILE: every replica must sign and check tokens with the same key"
             )
+        if self.feedback_database_url:  # unreadable or short secrets stop the start with a sentence
+            _ = self.feedback_keys, self.feedback_database_password
         return self
 
     @cached_property

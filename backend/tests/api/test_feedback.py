@@ -237,3 +237,28 @@ def test_a_snapshot_has_no_pickles_and_round_trips(feedback_client, mnist_digits
             ["format_version", "images", "labels", "predicted", "input_hashes", "model_versions"]
         )
     assert sorted(parse_snapshot(data).labels.tolist()) == [1, 2]
+
+
+def test_unusable_feedback_secrets_stop_the_start_with_a_sentence(model_dir, tmp_path):
+    from pydantic import ValidationError
+
+    short = tmp_path / "short_key"
+    short.write_text("too-short\n")
+    cases = [
+        ({"feedback_key_file": None}, "needs FEEDBACK_KEY_FILE"),
+        ({"feedback_key_file": short}, "at least 32 characters"),
+        ({"feedback_key_file": tmp_path / "missing"}, "FEEDBACK_KEY_FILE .* cannot be read"),
+        (
+            {"feedback_key_file": None, "environment": "dev", "feedback_database_password_file": tmp_path / "nope"},
+            "FEEDBACK_DATABASE_PASSWORD_FILE .* cannot be read",
+        ),
+    ]
+    for overrides, message in cases:
+        settings = {
+            "environment": "production",
+            "api_keys": "a-production-client-key-long-enough",  # pragma: allowlist secret
+            "feedback_database_url": "postgresql://feedback@127.0.0.1:9/feedback",
+            **overrides,
+        }
+        with pytest.raises(ValidationError, match=message):
+            make_settings(model_dir, **settings)
