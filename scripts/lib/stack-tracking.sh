@@ -1,6 +1,7 @@
 # The tracking-server checks of scripts/test-stack.sh (sourced): a tiny training run from the
 # host logs into an environment's MLflow, the registered version is read back through the server,
-# a database restart and a backup/restore round trip lose nothing.
+# a database restart loses nothing; the backup/restore round trip (registry and people's
+# corrections together) is check_backup_round_trip in stack-feedback.sh.
 # shellcheck shell=bash
 
 # registered_versions: "<registry version>=<model version id>" lines of mnist-cnn, through the
@@ -39,7 +40,7 @@ wait_for_health() {
 # check_tracking_server ENV: needs PY, WORK, STACK_STEPS, STABLE_VERSION, MLFLOW_PASSWORD_FILE and
 # COMPOSE_ARGS for ENV. Leaves MLFLOW_TRACKING_URI and the credentials exported for the steps after it.
 check_tracking_server() {
-  local env=$1 service state versions backup
+  local env=$1 service state versions
   for service in postgres mlflow; do
     state=$(docker inspect -f '{{.State.Health.Status}}' "$("${COMPOSE_ARGS[@]}" ps -q "$service")")
     [[ $state == healthy ]] || fail "$env's $service is $state"
@@ -72,21 +73,4 @@ check_tracking_server() {
   [[ $(registered_versions) == "$versions" ]] || fail "after 'restart postgres' the registry holds '$(registered_versions)'"
   check "restart postgres: the registry still holds $versions, read through the server"
 
-  scripts/mlflow-backup.sh "$env" --out "$WORK/backups" | sed 's/^/    | /'
-  backup=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | sort | tail -n1)
-  readable=$(find "$backup" -perm /077 -printf '%p ')
-  [[ -z $readable ]] || fail "the backup is readable beyond its owner: $readable"
-  "$PY" -c 'from mlflow import MlflowClient; MlflowClient().delete_registered_model("mnist-cnn")'
-  [[ -z $(registered_versions) ]] || fail "deleting the registered model did not take"
-  scripts/mlflow-restore.sh "$env" "$backup" --yes | sed 's/^/    | /'
-  [[ $(registered_versions) == "$versions" ]] || fail "after the restore the registry holds '$(registered_versions)'"
-  # The restore first backed up what it replaced (under the same lock, beside the backup).
-  snapshot=$(find "$WORK/backups" -mindepth 1 -maxdepth 1 -type d -name "mlflow-$env-*" | sort | tail -n1)
-  [[ $snapshot > $backup && -f $snapshot/SHA256SUMS ]] || fail "the restore made no snapshot of what it replaced"
-  "$PY" - "$WORK/restored" <<'PY' || fail "the restored version's artifacts do not download"
-import sys, mlflow
-path = mlflow.artifacts.download_artifacts("models:/mnist-cnn/1", dst_path=sys.argv[1])
-assert {"model.onnx", "metadata.json"} <= set(__import__("os").listdir(path)), path
-PY
-  check "backup (every artifact checked against the server's), delete the registered model, restore (after a snapshot, one transaction a database): version $versions and its model.onnx are back"
 }

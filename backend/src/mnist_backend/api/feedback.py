@@ -93,8 +93,7 @@ async def give_feedback(request: Request) -> Response:
     try:
         claims = service.verify(body.prediction_id, body.token)
     except FeedbackTokenError as error:
-        reason = {410: "expired"}.get(error.status, "other_prediction" if "another" in str(error) else "forged")
-        service.metrics.feedback_refused.labels(reason=reason).inc()
+        service.metrics.feedback_refused.labels(reason=error.reason).inc()
         raise APIError(error.status, str(error)) from None
     created = await service.record(claims, body.label, api_key_hash(request.headers.get("x-api-key")))
     return json_response(

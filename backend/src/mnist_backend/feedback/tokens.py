@@ -33,11 +33,11 @@ MIN_KEY_BYTES = 32
 
 
 class FeedbackTokenError(Exception):
-    """A token that is refused; ``status`` (403 forged/mismatched, 410 expired) and a sentence."""
+    """A token that is refused: the HTTP status, the reason (a metric label) and a sentence."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.reason = status, reason
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,9 @@ class FeedbackSigner:
 
     def verify(self, prediction_id: str, token: str, now: float) -> TokenClaims:
         """The token's claims, or FeedbackTokenError saying why it is refused."""
-        forged = FeedbackTokenError(403, "the feedback token is not one this service issued (altered or forged)")
+        forged = FeedbackTokenError(
+            403, "forged", "the feedback token is not one this service issued: it was altered or made up"
+        )
         if len(token) > MAX_TOKEN_CHARS:
             raise forged
         try:
@@ -94,10 +96,13 @@ class FeedbackSigner:
         if fmt != TOKEN_FORMAT:
             raise forged
         if raw_id.hex() != prediction_id:
-            raise FeedbackTokenError(403, "this feedback token belongs to another prediction; send that answer's own")
+            raise FeedbackTokenError(
+                403, "other_prediction", "this feedback token belongs to another prediction; send that answer's own"
+            )
         if now - issued_at > self.ttl_s:
             raise FeedbackTokenError(
                 410,
+                "expired",
                 f"this prediction is {int(now - issued_at)} s old; corrections are taken for "
                 f"{self.ttl_s} s after an answer (FEEDBACK_TOKEN_TTL_S)",
             )
