@@ -64,6 +64,9 @@ from mnist_backend.config import Settings
 from mnist_backend.model import load_model_version
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # run as a script or loaded by path (tests): its sibling either way
+import feature_off_server  # noqa: E402 - after the path it is found on
+
 # The hub's one copy of the held-out digits (the drawing page ships them).
 DIGITS_FILE = HERE.parents[1] / "frontend" / "src" / "mnist_frontend" / "example_digits.json"
 LUA_SCRIPT = HERE / "post_body.lua"
@@ -73,16 +76,8 @@ THIS, COMPARED, REFERENCE, FASTAPI = "this", "compared", "reference", "reference
 WITHOUT = "without "  # a price-list server: "without access_log", ...
 REFERENCE_SCRIPT = HERE / "reference_server.py"
 FEATURE_OFF_SCRIPT = HERE / "feature_off_server.py"
-FEATURES = (
-    "access_log",
-    "api_key",
-    "request_context",
-    "http_metrics",
-    "body_size_limit",
-    "prediction_metrics",
-    "drift_statistics",
-    "body_validation",
-)
+# What the price list can take out: feature_off_server.py owns the list (it takes each one out).
+FEATURES = tuple(feature_off_server.FEATURES)
 # The price list is measured on the float prediction at one connection count (the first given).
 PRICE_SCENARIO = "predict 784 floats"
 

@@ -43,9 +43,11 @@ def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, mod
     key_file.write_text("feature-off-feedback-key-of-32-characters\n")  # pragma: allowlist secret
     feedback = {"feedback_database_url": f"sqlite:///{tmp_path / 'feedback.sqlite3'}", "feedback_key_file": key_file}
     settings = make_settings(model_dir, environment="production", api_keys=KEY, **feedback)
-    setting = {"access_log": "access_log", "feedback_tokens": "feedback_database_url"}.get(feature)
-    if setting:  # a feature that is a setting: the value settings_for gives it
-        settings = settings.model_copy(update={setting: getattr(FEATURE_OFF.settings_for(feature), setting)})
+    # Two features are settings: the values settings_for gives them (test_..._by_its_setting).
+    if feature == "access_log":
+        settings = settings.model_copy(update={"access_log": False})
+    elif feature == "feedback_tokens":
+        settings = settings.model_copy(update={"feedback_database_url": None})
     app = create_app(settings)
     FEATURE_OFF.FEATURES[feature](app)
     with TestClient(app) as client:
@@ -70,7 +72,7 @@ def test_each_feature_comes_out_alone_and_the_server_still_predicts(feature, mod
     assert validated == (feature != "body_validation")
 
 
-def test_the_access_log_comes_out_by_its_setting():
+def test_the_access_log_and_the_feedback_tokens_come_out_by_their_setting():
     assert FEATURE_OFF.settings_for("access_log").access_log is False
     assert FEATURE_OFF.settings_for("api_key").access_log is True
     assert FEATURE_OFF.settings_for("feedback_tokens").feedback_database_url is None

@@ -285,7 +285,8 @@ def serve_real_traffic(stack: dict) -> None:
                 assert answer.status_code == 200
                 # People confirm most answers and correct one (the 0): the live-accuracy series.
                 body = answer.json()
-                correction = {"prediction_id": body["prediction_id"], "token": body["feedback_token"], "label": digit or 8}
+                label = digit or 8
+                correction = {"prediction_id": body["prediction_id"], "token": body["feedback_token"], "label": label}
                 assert client.post(f"{base}/api/v1/feedback", json=correction).status_code == 200
             batch = [[value / 255 for row in digits[d] for value in row] for d in (4, 5, 6)]
             assert client.post(f"{base}/api/v1/predict/batch", json={"images": batch}).status_code == 200
