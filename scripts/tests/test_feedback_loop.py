@@ -152,7 +152,7 @@ def test_the_in_container_admin_call_uses_the_backends_own_admin_key(backend):
     JSON envelope; without the key the backend refuses it."""
     port = backend["url"].rsplit(":", 1)[1]
     env = {**os.environ, "PORT": port, "ENVIRONMENT": "staging", "API_KEYS": CLIENT_KEY}
-    call = [sys.executable, "-m", "mnist_backend.admin_request", "GET", "/api/v1/admin/feedback?limit=1"]
+    call = [sys.executable, "-m", "mnist_backend.admin_request", "GET", "/api/v1/admin/feedback"]
     keyed = subprocess.run(
         call,
         env={**env, "ADMIN_API_KEYS_FILE": str(backend["folder"] / "admin_key")},

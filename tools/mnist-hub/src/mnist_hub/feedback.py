@@ -258,10 +258,10 @@ def main(args: Sequence[str], repo_root: Path) -> int:
     else:
         api = AdminAPI(ComposeExecTransport(options.env, repo_root))
     if options.command == "list":
-        queue = api.json("GET", f"/api/v1/admin/feedback?limit={options.limit}")
-        print(describe(queue["groups"], queue["counts"]))
+        queue = api.json("GET", "/api/v1/admin/feedback")  # the oldest pending groups
+        print(describe(queue["groups"][: options.limit], queue["counts"]))
     elif options.command in ("accept", "reject"):
-        queue = api.json("GET", "/api/v1/admin/feedback?limit=1000")
+        queue = api.json("GET", "/api/v1/admin/feedback")
         groups = chosen_groups(options.keys, queue["groups"])
         if not groups:
             print("nothing pending")
