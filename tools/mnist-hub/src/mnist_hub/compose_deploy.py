@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mnist_hub import feedback_database
 from mnist_hub import settings as hub
+from mnist_hub.canary.weight import WEIGHT_FILE
 from mnist_hub.commands import compose, docker, git, host
 from mnist_hub.compose_plan import DeployOptions, Plan, make_plan, state_dir
 from mnist_hub.engine import Engine
@@ -273,6 +274,9 @@ class ComposeDeploy:
         template = (self.plan.repo_root / "nginx" / "pool" / "upstreams.conf").read_text()
         text = "".join(line.replace("-pool-blue:", f"-pool-{pool}:", 1) for line in template.splitlines(keepends=True))
         write_atomically(folder / "upstreams.conf", text)
+        # The canary's share: written by a canary analysis, none until then (kept across deploys).
+        if not (folder / WEIGHT_FILE).is_file():
+            write_atomically(folder / WEIGHT_FILE, (self.plan.repo_root / "nginx" / "pool" / WEIGHT_FILE).read_text())
 
     def reload_edge(self) -> bool:
         """Test the configuration first: a broken one must not replace a working one."""
