@@ -34,6 +34,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key-file", type=Path, help="send the first key in this file as X-API-Key")
     parser.add_argument("--cacert", type=Path, help="trust this certificate (a self-signed edge)")
     parser.add_argument("--header", action="append", default=[], help="extra 'Name: value' header")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=0,
+        help="requests come from this many clients in turn (X-Client-Id), as people behind one address "
+        "would: the edge's canary share is per client (default: one client, no header)",
+    )
     parser.add_argument("--max-failure-ratio", type=float, default=0.001)
     parser.add_argument("--allow-remote", action="store_true", help="allow a host that is not loopback")
     parser.add_argument("--json", type=Path, help="also write the summary here")
@@ -41,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stop-file", type=Path, help="stop early once this file exists (e.g. when the deploy under test has ended)"
     )
     args = parser.parse_args(argv)
-    if args.duration <= 0 or args.rate <= 0 or args.workers < 1:
-        parser.error("--duration and --rate must be positive, --workers at least 1")
+    if args.duration <= 0 or args.rate <= 0 or args.workers < 1 or args.clients < 0:
+        parser.error("--duration and --rate must be positive, --workers at least 1, --clients at least 0")
     host = urlsplit(args.url).hostname or ""
     if not args.allow_remote and not _is_loopback(host):
         parser.error(f"{host!r} is not a loopback address; pass --allow-remote to load another host")
@@ -92,7 +99,7 @@ class Load:
             return http.client.HTTPSConnection(self.url.hostname, port, timeout=10, context=self.tls)
         return http.client.HTTPConnection(self.url.hostname, port, timeout=10)
 
-    def take_slot(self) -> float | None:
+    def take_slot(self) -> tuple[int, float] | None:
         with self.lock:
             if self.next_slot >= self.total_slots:
                 return None
@@ -101,17 +108,21 @@ class Load:
                 return None
             slot = self.next_slot
             self.next_slot += 1
-        return self.start + slot / self.args.rate
+        return slot, self.start + slot / self.args.rate
 
-    def post(self, connection: http.client.HTTPConnection) -> str:
-        connection.request("POST", self.url.path or "/", body=self.body, headers=self.headers)
+    def post(self, connection: http.client.HTTPConnection, slot: int) -> str:
+        headers = self.headers
+        if self.args.clients:
+            headers = {**headers, "X-Client-Id": f"load-test-{slot % self.args.clients}"}
+        connection.request("POST", self.url.path or "/", body=self.body, headers=headers)
         response = connection.getresponse()
         response.read()
         return "ok" if response.status == 200 else f"http_{response.status}"
 
     def worker(self) -> None:
         connection = self.connect()
-        while (due := self.take_slot()) is not None:
+        while (taken := self.take_slot()) is not None:
+            slot, due = taken
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -125,7 +136,7 @@ class Load:
             retried = False
             try:
                 try:
-                    outcome = self.post(connection)
+                    outcome = self.post(connection, slot)
                 except CLOSED_BEFORE_ANSWER:
                     if not reused:
                         raise
@@ -135,7 +146,7 @@ class Load:
                     connection.close()
                     connection = self.connect()
                     retried = True
-                    outcome = self.post(connection)
+                    outcome = self.post(connection, slot)
             except (OSError, http.client.HTTPException) as error:
                 outcome = f"error_{type(error).__name__}"
                 connection.close()

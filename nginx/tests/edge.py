@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-
 from mnist_hub.canary.weight import WEIGHT_FILE, EdgeWeight
+
 from mnist_testkit.recording import RecordingServer, Reply
 from mnist_testkit.waiting import free_port, wait_until
 

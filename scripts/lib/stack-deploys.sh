@@ -50,14 +50,14 @@ CONFIG
 }
 
 # under_load NAME COMMAND...: runs COMMAND while scripts/load-test.py sends 40 predictions a
-# second through the HTTPS edge; LOAD_RC is COMMAND's exit status, LOAD_FAILURES the failed
+# second from 200 clients through the HTTPS edge (the canary's share is per client); LOAD_RC is COMMAND's exit status, LOAD_FAILURES the failed
 # requests (printed). Needs EDGE, API_KEYS_FILE, TLS_CERT_DIR and WORK.
 under_load() {
   local name=$1 load_pid
   shift
   rm -f "$WORK/$name.stop"
   python3 scripts/load-test.py --url "$EDGE/api/v1/predict" --duration 900 --rate 40 --workers 8 \
-    --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0 \
+    --api-key-file "$API_KEYS_FILE" --cacert "$TLS_CERT_DIR/tls.crt" --max-failure-ratio 0 --clients 200 \
     --stop-file "$WORK/$name.stop" --json "$WORK/$name.json" >"$WORK/$name.out" 2>&1 &
   load_pid=$!
   sleep 3

@@ -7,9 +7,11 @@ import socket
 import subprocess
 import threading
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from mnist_testkit.processes import Process
+from mnist_testkit.recording import RecordingServer, Reply
 from mnist_testkit.waiting import free_port
 from tests.conftest import run_script
 
@@ -230,3 +232,17 @@ def test_integration_test_names_a_backend_target_prometheus_cannot_scrape(backen
         prometheus.stop()
     assert result.returncode == 1
     assert "has not seen every backend target up (up/targets: 1/2)" in result.stdout, result.stdout
+
+
+def test_load_test_clients_take_turns_so_the_edge_can_split_them(tmp_path):
+    server = RecordingServer(default=Reply(200, {}))
+    try:
+        url = f"http://127.0.0.1:{server.port}/api/v1/predict"
+        args = ["--url", url, "--duration", "1", "--rate", "20", "--workers", "2", "--clients", "4"]
+        result = run_script("load-test.py", *args)
+        clients = [request.headers.get("x-client-id") for request in server.received("POST")]
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stdout
+    assert len(clients) == 20 and Counter(clients) == {f"load-test-{n}": 5 for n in range(4)}
+    assert run_script("load-test.py", "--url", url, "--clients", "-1").returncode == 2

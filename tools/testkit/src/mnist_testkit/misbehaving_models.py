@@ -95,6 +95,18 @@ def slow_graph(iterations: int = 1500) -> bytes:
     return linear_graph([1.0] + [0.0] * 9, extra_nodes, extra)
 
 
+def timid_graph(model: bytes, scale: float = 0.05) -> bytes:
+    """A real model whose logits are multiplied by ``scale``: the same digit for every input (its
+    accuracy holds), with probabilities near 1/10 (most answers are low-confidence)."""
+    graph = onnx.load_from_string(model)
+    for node in graph.graph.node:
+        node.output[:] = ["logits_unscaled" if name == "logits" else name for name in node.output]
+    graph.graph.initializer.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), "timid_scale"))
+    graph.graph.node.append(helper.make_node("Mul", ["logits_unscaled", "timid_scale"], ["logits"]))
+    onnx.checker.check_model(graph)
+    return graph.SerializeToString()
+
+
 def publish_graph(models: Path, source_version: str, graph: bytes, version: str, **metadata_changes: object) -> str:
     """A new version folder in ``models`` from ``source_version``'s metadata with ``graph`` as
     its model (and its sha256), CURRENT pointing at it."""
