@@ -56,7 +56,6 @@ kill_and_rerun() {
   echo "SIGKILL at the 50 % step: the canary's share is $(canary_weight_now) %, the state file $(ls "$WORK/state/production/canary-analysis.json" 2>/dev/null || echo missing)"
   [[ $(canary_weight_now) == 50 ]] || return 1
   progressive "$GOOD_REGISTERED" || return 1
-  EXPECTED=$GOOD_CANDIDATE
   deadline=$((SECONDS + 90))
   until replicas_serve "$GOOD_CANDIDATE"; do
     [[ $SECONDS -lt $deadline ]] || { echo "the replicas do not all serve $GOOD_CANDIDATE"; return 1; }
