@@ -80,6 +80,10 @@ def prometheus_config_for_this_host(ports: dict, tmp: Path) -> Path:
     del backend["dns_sd_configs"]
     backend["static_configs"] = [{"targets": [f"127.0.0.1:{ports['backend']}"]}]
     prod_jobs = {job["job_name"]: job for job in prod["scrape_configs"]}
+    # The canary's job scrapes the same backend: the canary panels' queries then have data.
+    canary = prod_jobs["mnist-backend-canary"]
+    del canary["dns_sd_configs"]
+    canary["static_configs"] = [{"targets": [f"127.0.0.1:{ports['backend']}"]}]
     prod_jobs["nginx"]["static_configs"] = [{"targets": [f"127.0.0.1:{ports['exporter']}"]}]
     prod_jobs["node"]["static_configs"] = [{"targets": [f"127.0.0.1:{ports['node']}"]}]
     prod_jobs["blackbox-exporter"]["static_configs"] = [{"targets": [f"127.0.0.1:{ports['blackbox']}"]}]
@@ -114,7 +118,7 @@ def prometheus_config_for_this_host(ports: dict, tmp: Path) -> Path:
 
 
 # Production's jobs the dev config has not: the edge, the host and the outside probes.
-PROD_ONLY_JOBS = ("nginx", "node", "blackbox-exporter", "blackbox-page", "blackbox-api")
+PROD_ONLY_JOBS = ("mnist-backend-canary", "nginx", "node", "blackbox-exporter", "blackbox-page", "blackbox-api")
 DRIFT_WINDOW = "20s"
 
 

