@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 
+import promql_parser
 import pytest
 
+from tests.grafana_schema import as_prometheus_sees_it, round_trip, unread
 from tests.processes import MONITORING, require
 
 PROMETHEUS = MONITORING / "prometheus"
@@ -113,6 +115,43 @@ def test_dashboards_use_the_provisioned_datasource_and_have_queries(path):
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "prometheus", panel["title"]
         assert panel["targets"] and all(t["expr"].strip() for t in panel["targets"]), panel["title"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_dashboard_key_is_one_grafanas_schema_reads(path):
+    dashboard = json.loads(path.read_text())
+    assert unread(dashboard, round_trip(dashboard)) == []
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda d: d["panels"][0].update(gridpos=d["panels"][0].pop("gridPos")),  # a misspelt gridPos
+        lambda d: d["panels"][0]["options"].update(legnd={"displayMode": "list"}),
+        lambda d: d["panels"][0]["fieldConfig"]["defaults"].update(unti="s"),
+        lambda d: d["panels"][0]["targets"][0].update(exp=d["panels"][0]["targets"][0].pop("expr")),
+    ],
+    ids=["gridpos", "legnd", "unti", "exp"],
+)
+def test_a_key_grafana_would_ignore_fails_the_schema_check(break_it):
+    dashboard = json.loads((MONITORING / "grafana" / "dashboards" / "model.json").read_text())
+    break_it(dashboard)
+    assert unread(dashboard, round_trip(dashboard))
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_panel_query_is_promql_that_parses(path):
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel["targets"]:
+            try:
+                promql_parser.parse(as_prometheus_sees_it(target["expr"]))
+            except ValueError as error:
+                raise AssertionError(f"{path.name}, panel {panel['title']!r}: {error}: {target['expr']}") from None
+
+
+def test_the_promql_check_catches_a_broken_query():
+    with pytest.raises(ValueError):
+        promql_parser.parse(as_prometheus_sees_it("sum(rate(mnist_http_requests_total[$__rate_interval])"))
 
 
 def test_dashboards_cover_service_model_edge_and_slos():

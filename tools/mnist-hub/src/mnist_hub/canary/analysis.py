@@ -68,10 +68,12 @@ class Registry:
 
     def move(self, version: str, alias: str, force: bool, reason: str) -> str:
         result = self.runner.run(registry.promote(version, alias, force, reason))
-        said = result.lines()[-1] if result.lines() else "no output"
+        # The script's summary (or its error), not whatever a library warned about on the way.
+        wanted = "error: " if not result.ok else "@"
+        said = [line for line in result.lines() if wanted in line] or result.lines() or ["no output"]
         if not result.ok:
-            raise DeployError(f"moving {alias} to {version} failed: {said}")
-        return said
+            raise DeployError(f"moving {alias} to {version} failed: {said[-1].removeprefix('error: ')}")
+        return said[-1]
 
     def annotate(self, version: str, report: dict[str, object]) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
