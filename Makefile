@@ -106,10 +106,7 @@ system-deps: ## Install the Debian packages the test suites use, when any is mis
 
 .PHONY: test
 test: system-deps install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
-	@for c in $(TEST_SUITES); do \
-		echo "=== $$c tests ==="; \
-		(cd $$c && $(PY) -m pytest) || exit $$?; \
-	done
+	@scripts/test-suites.sh $(PY) $(TEST_SUITES)
 
 # ---- The Docker stack (docs/deploy.md): ENV=dev|staging|production ----------------------
 ENV ?= dev
