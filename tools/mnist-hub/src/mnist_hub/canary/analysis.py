@@ -205,7 +205,10 @@ class Analysis:
         assert self.stable is not None
         said = self.registry.move(self.wanted, "canary", self.force, self.reason)
         print(said)
-        self.candidate = self.registry.aliases()["canary"]
+        candidate = self.registry.aliases().get("canary")
+        if candidate is None:
+            raise DeployError(f"the registry has no canary alias after moving it to {self.wanted}")
+        self.candidate = candidate
         self.save_state(0)
         self.wait_for_canary()
         failures = 0
