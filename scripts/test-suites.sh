@@ -26,7 +26,12 @@ mkdir -p artifacts/test-logs
 log=artifacts/test-logs/backend.log
 echo "=== backend tests: in the other lane, its output below when it ends ($log) ==="
 started=$SECONDS
-run_suite backend >"$log" 2>&1 &
+(
+  run_suite backend
+  status=$?
+  echo "=== backend tests: exit $status after $((SECONDS - started)) s in their lane ==="
+  exit "$status"
+) >"$log" 2>&1 &
 backend=$!
 trap 'kill "$backend" 2>/dev/null' EXIT
 status=0
@@ -43,5 +48,5 @@ wait "$backend"
 backend_status=$?
 trap - EXIT
 cat "$log"
-echo "=== backend tests ended after $((SECONDS - started)) s (exit $backend_status) ==="
+echo "=== both lanes done after $((SECONDS - started)) s ==="
 exit "$backend_status"
