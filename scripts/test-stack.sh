@@ -5,9 +5,8 @@
 #   broken tag rolls back (MLflow and the corrections untouched) -> backup/restore of both ->
 #   deploy production -> HTTPS edge checks (401, 429, canary, a correction, /metrics hidden) ->
 #   resilience under load while a replica stops -> pixel bombs through the edge and the page
-#   under steady load -> the page stops and, while its alert makes its way to a Slack stand-in,
-#   progressive promotions judged by Prometheus (a timid version rolled back, a good one killed
-#   half-way, rerun, promoted) and a model rollback
+#   under steady load -> the page stops: its alert reaches a Slack stand-in -> progressive promotions
+#   judged by Prometheus (a timid version rolled back, a good one killed half-way, rerun, promoted)
 #   -> zero-downtime deploys under load: a new tag
 #   with a monitoring change (reloaded, not restarted), a broken tag (rolled back with its commit
 #   and model), a deploy after a crash-restart, a rule Prometheus rejects (rolled back) -> image
