@@ -252,6 +252,21 @@ def test_no_session_tickets_are_issued(edge):
         assert not tls.session.has_ticket
 
 
+def post_resending_once(
+    http: httpx.Client, statuses: list[int | str], resent: list[int], headers: dict[str, str] | None = None
+) -> None:
+    """One prediction; its status (or error) goes to ``statuses``. A kept-alive connection that a
+    reload closed with no answer is sent again, once, and counted in ``resent``."""
+    try:
+        try:
+            statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
+        except httpx.RemoteProtocolError:  # closed with no answer: sent again, once
+            resent.append(1)
+            statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
+    except httpx.HTTPError as error:
+        statuses.append(type(error).__name__)
+
+
 def test_a_pool_switch_under_steady_posts_loses_none_and_drains_the_old_pool(tmp_path, backends):
     """deploy.sh's zero-downtime step, on the real config: requests in flight finish on the old
     (blue) pool while nginx reloads onto the new (green) one; then the old pool can go.
@@ -273,14 +288,7 @@ def test_a_pool_switch_under_steady_posts_loses_none_and_drains_the_old_pool(tmp
     def client() -> None:
         with edge.client() as http:
             while not stop.is_set():
-                try:
-                    try:
-                        statuses.append(http.post(PREDICT, json=BODY).status_code)
-                    except httpx.RemoteProtocolError:  # closed with no answer: sent again, once
-                        resent.append(1)
-                        statuses.append(http.post(PREDICT, json=BODY).status_code)
-                except httpx.HTTPError as error:
-                    statuses.append(type(error).__name__)
+                post_resending_once(http, statuses, resent)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     try:
@@ -403,14 +411,7 @@ def test_changing_the_weight_under_steady_posts_loses_none(tmp_path, backends):
             while not stop.is_set():
                 headers = {"X-Client-Id": f"load-{number}-{sent % 50}"}
                 sent += 1
-                try:
-                    try:
-                        statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
-                    except httpx.RemoteProtocolError:  # a reload closed the kept-alive connection
-                        resent.append(1)
-                        statuses.append(http.post(PREDICT, json=BODY, headers=headers).status_code)
-                except httpx.HTTPError as error:
-                    statuses.append(type(error).__name__)
+                post_resending_once(http, statuses, resent, headers)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
     try:
