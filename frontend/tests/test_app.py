@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from mnist_testkit.processes import start_backend
 from mnist_testkit.waiting import free_port
 from tests.servers import APP_PATH
 
@@ -100,3 +103,41 @@ def test_auth_failure_on_status_is_reported_in_the_sidebar(run_page, scripted):
     scripted.reply("/api/v1/model/info", 401, {"detail": "missing API key"})
     page = run_page(scripted.url)
     assert "refused the API key" in texts(page.sidebar.error)
+
+
+@pytest.fixture(scope="module")
+def feedback_backend(model_dir, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A real backend that takes corrections into its own SQLite file."""
+    logs = tmp_path_factory.mktemp("feedback-backend")
+    database = logs / "feedback.sqlite3"
+    backend = start_backend(model_dir, logs, FEEDBACK_DATABASE_URL=f"sqlite:///{database}")
+    yield backend.url, database
+    backend.stop()
+
+
+def saved_corrections(database: Path) -> list[tuple[int, int]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT predicted_digit, label FROM corrections ORDER BY predicted_digit").fetchall()
+
+
+def test_a_click_on_a_replaced_answer_saves_nothing_and_asks_again(run_page, feedback_backend):
+    url, database = feedback_backend
+    page = run_page(url, example="1")
+    one = page.session_state["prediction"]  # the "1" as the page holds it
+    page.selectbox(key="example_digit").set_value("7").run()
+    [seven] = [button for button in page.button if (button.key or "").startswith("right-")]
+
+    # The page has meanwhile read another image (a click on the 7's button still on screen, greyed,
+    # while the next answer is drawn): the click must not become a verdict on the 7.
+    page.session_state["prediction"] = one
+    seven.click().run()
+    assert not page.exception, page.exception
+    assert saved_corrections(database) == []
+    assert "before your click arrived: nothing was saved" in texts(page.info)
+
+    # The answer now on screen takes the click.
+    [current] = [button for button in page.button if (button.key or "").startswith("right-")]
+    assert current.key != seven.key
+    current.click().run()
+    assert "Thank you! Saved: it was right." in texts(page.success)
+    assert saved_corrections(database) == [(7, 7)]

@@ -70,6 +70,12 @@ def wait_for_full_result(page: Page) -> None:
     ).to_be_visible(timeout=30_000)
 
 
+def wait_until_drawn(page: Page) -> None:
+    """The page's script has finished: no element left from the previous answer (whose buttons
+    stay clickable, greyed, while the next answer is drawn; the page ignores a click there)."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=30_000)
+
+
 def clear_canvas(page: Page) -> None:
     page.get_by_role("button", name="Clear the canvas").click()
     expect(page.get_by_test_id("predicted-digit")).to_have_count(0, timeout=30_000)
@@ -95,6 +101,7 @@ def test_correcting_an_answer_reaches_the_store_the_metric_and_the_review_queue(
     draw(page, [(0.5, 0.15), (0.5, 0.85)])  # a vertical stroke: the model reads a 1
     expect(page.get_by_test_id("predicted-digit")).to_have_text("1", timeout=30_000)
     expect(page.get_by_text("keeps the 28×28 image the model saw")).to_be_visible()
+    wait_until_drawn(page)
     # Keyboard only: focus the "7" of "Wrong — it was" (a radio group), press Enter.
     seven = page.get_by_role("radiogroup", name="Wrong — it was").get_by_role("radio", name="7", exact=True)
     seven.focus()
@@ -148,6 +155,7 @@ def test_uploads_are_refused_when_huge_and_shrunk_otherwise(page, tmp_path, arti
     uploader.set_input_files(str(photo))
     expect(page.get_by_test_id("predicted-digit")).to_have_text("7", timeout=30_000)
     # An upload is corrected like a drawing.
+    wait_until_drawn(page)
     page.get_by_role("button", name="Right", exact=True).click()
     expect(page.get_by_text("Thank you! Saved: it was right.")).to_be_visible(timeout=30_000)
 

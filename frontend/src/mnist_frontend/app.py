@@ -103,6 +103,19 @@ FEEDBACK_NOTICE = (
 )
 
 
+MISSED_CLICK = (
+    "A new answer replaced the one you judged before your click arrived: nothing was saved. Was this one right?"
+)
+
+
+def is_latest(prediction_id: str) -> bool:
+    """Whether ``prediction_id`` is the page's newest answer. While a new answer is being drawn,
+    the previous one's buttons stay on screen (greyed) and clickable for a moment: a click there
+    must not be saved as a verdict on an image the person no longer sees."""
+    cached = st.session_state.get("prediction")
+    return cached is not None and isinstance(cached[1], Prediction) and cached[1].prediction_id == prediction_id
+
+
 def show_feedback(prediction: Prediction) -> None:
     """One click says the answer was right, or which digit it really was (a second click replaces it)."""
     prediction_id = prediction.prediction_id
@@ -110,22 +123,28 @@ def show_feedback(prediction: Prediction) -> None:
         return  # this backend takes no corrections
     given = st.session_state.setdefault("feedback", {})
 
-    def right() -> None:
-        given[prediction_id] = send_feedback(prediction, prediction.digit)
+    def answer(label: int) -> None:
+        if is_latest(prediction_id):
+            given[prediction_id] = send_feedback(prediction, label)
+        else:
+            st.session_state["missed_click"] = True
 
     def wrong() -> None:
         chosen = st.session_state.get(f"wrong-{prediction_id}")
         if chosen is not None:
-            given[prediction_id] = send_feedback(prediction, int(chosen))
+            answer(int(chosen))
 
     st.markdown("**Was that right?**")
-    st.button("Right", key=f"right-{prediction_id}", type="primary", on_click=right)
+    st.button("Right", key=f"right-{prediction_id}", type="primary", on_click=answer, args=(prediction.digit,))
     st.pills("Wrong — it was", [str(digit) for digit in range(10)], key=f"wrong-{prediction_id}", on_change=wrong)
     sent = given.get(prediction_id)
+    missed = st.session_state.pop("missed_click", False)
     if isinstance(sent, BackendError):
         st.warning(sent.message)
     elif sent is not None:
         st.success(sent)
+    elif missed:
+        st.info(MISSED_CLICK)
     # Ordinary text colour: the caption's grey is below WCAG's contrast minimum on white.
     st.markdown(f"<p style='font-size:0.875rem;margin:0'>{FEEDBACK_NOTICE}</p>", unsafe_allow_html=True)
 
