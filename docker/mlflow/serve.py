@@ -8,6 +8,16 @@ Settings, all from the environment:
   MLFLOW_ADMIN_PASSWORD_FILE    turns MLflow's basic-auth app on: every request needs a user; the
       admin (MLFLOW_ADMIN_USERNAME, default admin) is created with this password on the first
       start. Users and permissions live in the database <POSTGRES_DB>_auth, next to the runs.
+  Accounts per role, each created (or its password updated) on every start when its password is
+  given, so that every write names who made it (docker/mlflow/registry_roles.py has the rules):
+      MLFLOW_TRAINING_PASSWORD_FILE  user MLFLOW_TRAINING_USERNAME (training): CI and training runs;
+          logs runs, registers versions (EDIT on MODEL_NAME and its experiment), moves no alias.
+      MLFLOW_PROMOTER_PASSWORD_FILE  user MLFLOW_PROMOTER_USERNAME (promoter): scripts/promote-model.sh;
+          the only account, with MLFLOW_PROMOTERS and the admins, that moves aliases.
+      MLFLOW_SYNC_PASSWORD_FILE      user MLFLOW_SYNC_USERNAME (model-sync): the model syncs; reads only.
+  MLFLOW_PROMOTERS, MLFLOW_READ_ONLY_USERS: more user names (comma separated; people's accounts,
+      made by the admin in MLflow's UI) who may promote, or may only read.
+  MODEL_NAME (mnist-cnn): the registered model (and experiment) the training and promoter accounts edit.
   MLFLOW_AUTH_CACHE_TTL_S (60): how long a worker trusts a user and password it has verified.
       The auth app checks the stored scrypt hash on every request otherwise (~0.5 s of CPU each
       on 2 cores, hundreds per training run); 0 turns the cache off. A password changed or a user
@@ -100,12 +110,79 @@ def write_auth_config(database_uri: str, admin: str, cache_ttl_s: int) -> Path:
         "default_permission = READ\n"
         f"database_uri = {database_uri.replace('%', '%%')}\n"
         f"admin_username = {admin}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Basic auth, plus who may move aliases: registry_roles.py beside this file.
+        "authorization_function = registry_roles:authenticate\n"
         f"auth_cache_ttl_seconds = {cache_ttl_s}\n",
         encoding="utf-8",
     )
     path.chmod(0o600)
     return path
+
+
+ROLES = {  # role: (user name variable, default user name)
+    "TRAINING": ("MLFLOW_TRAINING_USERNAME", "training"),
+    "PROMOTER": ("MLFLOW_PROMOTER_USERNAME", "promoter"),
+    "SYNC": ("MLFLOW_SYNC_USERNAME", "model-sync"),
+}
+
+
+def role_accounts() -> dict[str, tuple[str, str]]:
+    """{role: (user, password)} for each role whose password is given."""
+    accounts = {}
+    for role, (variable, default) in ROLES.items():
+        if password := secret(f"MLFLOW_{role}_PASSWORD"):
+            accounts[role] = (os.environ.get(variable, default).strip() or default, password)
+    return accounts
+
+
+def experiment_id(store_uri: str, name: str) -> str | None:
+    """The active experiment called NAME in the tracking store (None before the first run)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(store_uri)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(
+                sqlalchemy.text(
+                    "SELECT experiment_id FROM experiments WHERE name = :name AND lifecycle_stage = 'active'"
+                ),
+                {"name": name},
+            ).scalar()
+    except sqlalchemy.exc.DBAPIError:  # no tables yet: the server creates them
+        return None
+    finally:
+        engine.dispose()
+    return None if found is None else str(found)
+
+
+def ensure_accounts(auth_uri: str, store_uri: str, accounts: dict[str, tuple[str, str]], model_name: str) -> None:
+    """Create each role's user (or set its password), and let training and promoter edit the model.
+    The training account creates the model and its experiment on a new server (their creator may
+    edit them); on a server where another account created them it is granted EDIT here."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(auth_uri)
+    experiment = experiment_id(store_uri, model_name)
+    for role, (user, password) in accounts.items():
+        if store.has_user(user):
+            store.update_user(user, password=password)
+        else:
+            store.create_user(user, password)
+        grants = {"TRAINING": [("registered_model", model_name), ("experiment", experiment)]}
+        grants["PROMOTER"] = [("registered_model", model_name)]
+        for kind, name in grants.get(role, []):
+            if name is None:
+                continue
+            create = getattr(store, f"create_{kind}_permission")
+            try:
+                create(name, user, "EDIT")
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                getattr(store, f"update_{kind}_permission")(name, user, "EDIT")
+        print(f"mlflow-serve: account {user} ({role.lower()}) ready", flush=True)
 
 
 def auth_cache_ttl_s() -> int:
@@ -139,6 +216,12 @@ def main() -> None:
         ensure_database(store, f"{database}_auth")
         admin = os.environ.get("MLFLOW_ADMIN_USERNAME", "admin")
         config = write_auth_config(postgres_uri(f"{database}_auth"), admin, auth_cache_ttl_s())
+        accounts = role_accounts()
+        ensure_accounts(postgres_uri(f"{database}_auth"), store, accounts, os.environ.get("MODEL_NAME", "mnist-cnn"))
+        for variable, role in (("MLFLOW_PROMOTERS", "PROMOTER"), ("MLFLOW_READ_ONLY_USERS", "SYNC")):
+            listed = [name for name in env.get(variable, "").split(",") if name.strip()]
+            env[variable] = ",".join([accounts[role][0], *listed] if role in accounts else listed)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = admin_password
         # The auth app's CSRF protection needs one key shared by the workers: one per start.

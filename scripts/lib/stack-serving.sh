@@ -167,7 +167,7 @@ EXPECTED=$STABLE_VERSION under_load rollback-production promote_and_wait --rollb
 [[ $LOAD_RC -eq 0 && $LOAD_FAILURES -eq 0 ]] || fail "the model rollback failed ($LOAD_FAILURES failed requests)"
 check "promote-model.sh --rollback production: all 3 replicas serve $STABLE_VERSION again, 0 failed requests"
 
-step "An alias moved by hand over MLflow's REST API (no promote, no guard) to a version that says 7 to everything while declaring 0.999: the sync refuses it"
+step "An alias moved by hand over MLflow's REST API (a promoter's account, no promote, no guard) to a version that says 7 to everything while declaring 0.999: the sync refuses it"
 rm -rf "$WORK/liar" && mkdir -p "$WORK/liar"
 LIAR_VERSION=$("$PY" - "$WORK/models/$STABLE_VERSION" "$WORK/liar" <<'PY'
 import json, shutil, sys
@@ -201,4 +201,8 @@ move_alias_by_hand() {  # set the production alias over REST, wait for the refus
 under_load alias-moved-by-hand move_alias_by_hand
 [[ $LOAD_RC -eq 0 ]] || fail "the sync did not refuse a lying version moved into place by hand"
 [[ $LOAD_FAILURES -eq 0 ]] || fail "$LOAD_FAILURES requests failed while the alias named a lying version"
-check "alias moved by hand to $LIAR_VERSION: refused by the sync, all 3 replicas kept $STABLE_VERSION, 0 failed requests"
+"${COMPOSE_ARGS[@]}" logs mlflow 2>&1 | grep -qF "\"event\": \"alias set\", \"model\": \"mnist-cnn\", \"time\"" \
+  || fail "MLflow's log has no alias move"
+"${COMPOSE_ARGS[@]}" logs mlflow 2>&1 | grep -q "\"user\": \"promoter\", \"version\": \"$LIAR_REGISTERED\"" \
+  || fail "MLflow's log does not name the account that moved the alias to version $LIAR_REGISTERED"
+check "alias moved by hand (the promoter's account, on MLflow's log) to $LIAR_VERSION: refused by the sync, all 3 replicas kept $STABLE_VERSION, 0 failed requests"

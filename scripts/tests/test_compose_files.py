@@ -219,8 +219,15 @@ def test_every_environment_has_mlflow_on_postgres_with_a_login_outside_dev(merge
             assert service["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
             assert "POSTGRES_PASSWORD" not in service["environment"], f"{name}: a password in plain text"
             assert service["restart"] == "unless-stopped" and service["deploy"]["resources"]["limits"]["memory"]
+        for role in ("TRAINING", "PROMOTER", "SYNC"):  # an account per role (docker/mlflow/serve.py)
+            assert (
+                mlflow["environment"][f"MLFLOW_{role}_PASSWORD_FILE"] == f"/run/secrets/mlflow_{role.lower()}_password"
+            )
         assert {s["source"] if isinstance(s, dict) else s for s in mlflow["secrets"]} == {
             "mlflow_password",
+            "mlflow_training_password",
+            "mlflow_promoter_password",
+            "mlflow_sync_password",
             "postgres_password",
         }
         if name == "production":
@@ -275,7 +282,10 @@ def test_the_model_sync_fills_the_volume_the_backends_only_read(merged, environm
         assert mounts(sync)["/models"][0] == mounts(backend)["/models"][0], f"{sync_name} fills another folder"
         assert mounts(backend)["/models"][1] and not mounts(sync)["/models"][1]
         assert sync["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-        assert sync["environment"]["MLFLOW_TRACKING_PASSWORD_FILE"] == "/run/secrets/mlflow_password"
+        # The read-only account: a sync moves no alias and writes nothing to the registry.
+        assert sync["environment"]["MLFLOW_TRACKING_USERNAME"] == "model-sync"
+        assert sync["environment"]["MLFLOW_TRACKING_PASSWORD_FILE"] == "/run/secrets/mlflow_sync_password"
+        assert {s["source"] if isinstance(s, dict) else s for s in sync["secrets"]} == {"mlflow_sync_password"}
         assert float(backend["environment"]["MODEL_RELOAD_INTERVAL_S"]) > 0
     assert mounts(services["backend"])["/models"][0] == "registry-models"
     if environment == "production":

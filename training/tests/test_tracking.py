@@ -299,13 +299,35 @@ def test_an_unreachable_tracking_server_fails_fast_with_one_sentence(tmp_path):
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
+ACCOUNTS = {  # role: (user, password) as docker/mlflow/serve.py creates them from its secrets
+    "TRAINING": ("training", "a-long-training-password"),  # pragma: allowlist secret
+    "PROMOTER": ("promoter", "a-long-promoter-password"),  # pragma: allowlist secret
+    "SYNC": ("model-sync", "a-long-sync-password"),  # pragma: allowlist secret
+}
+
+
+def as_user(role: str) -> dict[str, str]:
+    user, password = ACCOUNTS[role]
+    return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+def registry_call(server_url: str, role: str, method: str, route: str, body: dict) -> httpx.Response:
+    user, password = ACCOUNTS[role]
+    return httpx.request(method, f"{server_url}/api/2.0/mlflow/{route}", json=body, auth=(user, password), timeout=30)
+
+
 def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_without(tmp_path):
-    """Staging's and production's server (MLflow's basic-auth app): no user, or a wrong password,
-    fails before any training with a sentence; the right one registers the version."""
+    """Staging's and production's server (the image's basic-auth setup, its accounts per role):
+    no user, or a wrong password, fails before any training with a sentence; the training account
+    registers the version but moves no alias, the sync's only reads, the promoter's promotes, and
+    every alias move is on the server's log with its user."""
     password = "a-long-admin-password-for-tests"  # pragma: allowlist secret
+    image = mlflow_image_entrypoint()
     with postgres.running_postgres(password="db-password-for-tests") as database:  # pragma: allowlist secret
-        # The image's own configuration (credential cache included), with its users in SQLite here.
-        auth_config = mlflow_image_entrypoint().write_auth_config(f"sqlite:///{tmp_path / 'auth.db'}", "admin", 60)
+        # The image's own configuration (credential cache, accounts), with its users in SQLite here.
+        auth_uri = f"sqlite:///{tmp_path / 'auth.db'}"
+        auth_config = image.write_auth_config(auth_uri, "admin", 60)
+        image.ensure_accounts(auth_uri, database.uri(), ACCOUNTS, MODEL_NAME)
         server = start_mlflow_server(
             database.uri(),
             tmp_path,
@@ -314,13 +336,16 @@ def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_with
             MLFLOW_AUTH_CONFIG_PATH=str(auth_config),
             MLFLOW_AUTH_ADMIN_PASSWORD=password,
             MLFLOW_FLASK_SERVER_SECRET_KEY="secret-key-for-tests",  # pragma: allowlist secret
+            MLFLOW_PROMOTERS="promoter",
+            MLFLOW_READ_ONLY_USERS="model-sync",
+            PYTHONPATH=str(REPO_ROOT / "docker" / "mlflow"),
         )
         try:
             for credentials, expected in (
                 ({}, "wants a user"),
                 (
                     {
-                        "MLFLOW_TRACKING_USERNAME": "admin",
+                        "MLFLOW_TRACKING_USERNAME": "training",
                         "MLFLOW_TRACKING_PASSWORD": "wrong",  # pragma: allowlist secret
                     },
                     "refused the credentials given",
@@ -333,16 +358,56 @@ def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_with
                 assert time.monotonic() - started < 60
             assert not (tmp_path / "refused").exists()
 
-            user = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
-            result = train(tmp_path / "models", server.url, env=user)
+            result = train(tmp_path / "models", server.url, env=as_user("TRAINING"))
             assert result.returncode == 0, result.stderr[-3000:]
-            os.environ.update(user)
+            os.environ.update(as_user("SYNC"))
             try:
                 [registered] = registered_versions(server.url)
             finally:
-                for name in user:
+                for name in as_user("SYNC"):
                     os.environ.pop(name)
             assert registered.tags["model_version_id"] == published_version(tmp_path / "models")
+
+            # A registry write is not a deploy: the accounts that may register, or read, move no alias.
+            alias = {"name": MODEL_NAME, "alias": "production", "version": registered.version}
+            for role in ("TRAINING", "SYNC"):
+                reply = registry_call(server.url, role, "POST", "registered-models/alias", alias)
+                assert reply.status_code == 403, reply.text
+                assert "only promoters may" in reply.json()["message"] or "may only read" in reply.json()["message"]
+            history = {"name": MODEL_NAME, "key": "alias_history.production", "value": "[]"}
+            reply = registry_call(server.url, "TRAINING", "POST", "registered-models/set-tag", history)
+            assert reply.status_code == 403 and "promotion record tag" in reply.json()["message"], reply.text
+            reply = registry_call(server.url, "TRAINING", "DELETE", "model-versions/delete", alias)
+            assert reply.status_code == 403, reply.text
+            reply = registry_call(
+                server.url, "SYNC", "POST", "model-versions/set-tag", {**alias, "key": "k", "value": "v"}
+            )
+            assert reply.status_code == 403 and "may only read" in reply.json()["message"], reply.text
+            # An ordinary tag is the training account's to write.
+            reply = registry_call(
+                server.url, "TRAINING", "POST", "model-versions/set-tag", {**alias, "key": "k", "value": "v"}
+            )
+            assert reply.status_code == 200, reply.text
+
+            promoted = subprocess.run(
+                [str(REPO_ROOT / "scripts/promote-model.sh"), registered.version, "--to", "production"],
+                env={**os.environ, **as_user("PROMOTER"), "MLFLOW_TRACKING_URI": server.url, "PY": sys.executable}
+                | {"PROMOTION_MIN_ACCURACY": "0", "PROMOTION_MAX_ACCURACY_DROP": "1"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert promoted.returncode == 0, promoted.stderr[-2000:]
+            audit = [
+                json.loads(line.split("registry-audit: ", 1)[1])
+                for line in server.log_path.read_text().splitlines()
+                if "registry-audit: " in line
+            ]
+            assert [(line["event"], line["user"]) for line in audit if line["event"] != "refused"] == [
+                ("version registered", "training"),
+                ("alias set", "promoter"),
+            ]
+            assert {line["user"] for line in audit if line["event"] == "refused"} == {"training", "model-sync"}
         finally:
             server.stop()
             shutil.rmtree(auth_config.parent)

@@ -74,9 +74,11 @@ Options:
                  back to if this one fails)
   --target T     compose (default) or kubernetes
 Environment: API_KEYS_FILE, FRONTEND_API_KEY_FILE, GRAFANA_PASSWORD_FILE, SLACK_WEBHOOK_FILE,
-MLFLOW_PASSWORD_FILE, POSTGRES_PASSWORD_FILE, ADMIN_API_KEY_FILE, FEEDBACK_KEY_FILE,
+MLFLOW_PASSWORD_FILE, MLFLOW_TRAINING_PASSWORD_FILE, MLFLOW_PROMOTER_PASSWORD_FILE,
+MLFLOW_SYNC_PASSWORD_FILE, POSTGRES_PASSWORD_FILE, ADMIN_API_KEY_FILE, FEEDBACK_KEY_FILE,
 FEEDBACK_DB_PASSWORD_FILE (staging and production; SLACK_WEBHOOK_FILE is Alertmanager's; MLflow's
-admin is user admin; the deploy creates the feedback database and its user), MODELS_PATH (default ./models),
+accounts are admin, training, promoter and model-sync; the deploy creates the feedback database
+and its user), MODELS_PATH (default ./models),
 TLS_CERT_DIR (production, default nginx/certs), CANARY_MODEL_VERSION, IMAGE_REPOSITORY,
 DRAIN_SECONDS (production: how long old replicas keep their connections, default 5),
 OFFLINE=1 (no registry: skip Grafana and pulls), SLACK_WEBHOOK (deploy notifications),
