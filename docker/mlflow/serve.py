@@ -13,7 +13,8 @@ Settings, all from the environment:
       MLFLOW_TRAINING_PASSWORD_FILE  user MLFLOW_TRAINING_USERNAME (training): CI and training runs;
           logs runs, registers versions (EDIT on MODEL_NAME and its experiment), moves no alias.
       MLFLOW_PROMOTER_PASSWORD_FILE  user MLFLOW_PROMOTER_USERNAME (promoter): scripts/promote-model.sh;
-          the only account, with MLFLOW_PROMOTERS and the admins, that moves aliases.
+          the only account, with MLFLOW_PROMOTERS and the admins, that moves aliases (MANAGE on
+          MODEL_NAME: it may delete versions too).
       MLFLOW_SYNC_PASSWORD_FILE      user MLFLOW_SYNC_USERNAME (model-sync): the model syncs; reads only.
   MLFLOW_PROMOTERS, MLFLOW_READ_ONLY_USERS: more user names (comma separated; people's accounts,
       made by the admin in MLflow's UI) who may promote, or may only read.
@@ -170,18 +171,18 @@ def ensure_accounts(auth_uri: str, store_uri: str, accounts: dict[str, tuple[str
             store.update_user(user, password=password)
         else:
             store.create_user(user, password)
-        grants = {"TRAINING": [("registered_model", model_name), ("experiment", experiment)]}
-        grants["PROMOTER"] = [("registered_model", model_name)]
-        for kind, name in grants.get(role, []):
+        # EDIT registers versions; deleting them (or the model) takes MANAGE in MLflow.
+        grants = {"TRAINING": [("registered_model", model_name, "EDIT"), ("experiment", experiment, "EDIT")]}
+        grants["PROMOTER"] = [("registered_model", model_name, "MANAGE")]
+        for kind, name, permission in grants.get(role, []):
             if name is None:
                 continue
-            create = getattr(store, f"create_{kind}_permission")
             try:
-                create(name, user, "EDIT")
+                getattr(store, f"create_{kind}_permission")(name, user, permission)
             except MlflowException as error:
                 if error.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-                getattr(store, f"update_{kind}_permission")(name, user, "EDIT")
+                getattr(store, f"update_{kind}_permission")(name, user, permission)
         print(f"mlflow-serve: account {user} ({role.lower()}) ready", flush=True)
 
 
