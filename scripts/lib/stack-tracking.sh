@@ -99,7 +99,7 @@ try:
 except Exception as error:
     print(error)' 2>&1)
   [[ $refused == *"user 'model-sync' may only read the registry"* ]] || fail "$env's MLflow let the sync's account write: $refused"
-  "${COMPOSE_ARGS[@]}" logs mlflow 2>&1 | grep -q 'registry-audit: .*"event": "refused".*"user": "training"' \
+  "${COMPOSE_ARGS[@]}" logs mlflow 2>&1 | grep 'registry-audit: .*"event": "refused".*"user": "training"' >/dev/null \
     || fail "$env's MLflow did not log the refused alias move"
   check "$env's accounts: training registered version 1 but may not move an alias (403), model-sync may only read; the refusal is on MLflow's log"
 }

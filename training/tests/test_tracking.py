@@ -408,6 +408,8 @@ def test_a_server_with_basic_auth_is_used_with_credentials_and_refused_fast_with
                 ("alias set", "promoter"),
             ]
             assert {line["user"] for line in audit if line["event"] == "refused"} == {"training", "model-sync"}
+            [moved] = [line for line in audit if line["event"] == "alias set"]
+            assert (moved["model"], moved["alias"], moved["version"]) == (MODEL_NAME, "production", registered.version)
             # Deleting a version is the promoter's too (MLflow asks MANAGE for it: granted at start).
             reply = registry_call(server.url, "PROMOTER", "DELETE", "model-versions/delete", alias)
             assert reply.status_code == 200, reply.text
