@@ -297,9 +297,12 @@ def start_reference(model_dir: Path, port: int, log_path: Path, fastapi: bool = 
     return start_process(command + (["--fastapi"] if fastapi else []), dict(os.environ), port, log_path, "/")
 
 
-def start_without(feature: str, model_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
+def start_without(
+    feature: str, model_dir: Path, port: int, log_path: Path, server_src: Path | None
+) -> subprocess.Popen:
+    """Ours less ``feature`` (the same code as ours: ``server_src`` when given)."""
     command = [sys.executable, str(FEATURE_OFF_SCRIPT), feature]
-    return start_process(command, server_env(model_dir, port, None, log_path.parent), port, log_path, "/ready")
+    return start_process(command, server_env(model_dir, port, server_src, log_path.parent), port, log_path, "/ready")
 
 
 def start_process(command: list[str], env: dict[str, str], port: int, log_path: Path, probe: str) -> subprocess.Popen:
@@ -441,7 +444,9 @@ def main() -> None:
             for feature in args.price_list:
                 version = WITHOUT + feature
                 ports[version] = free_port()
-                servers[version] = start_without(feature, args.model_dir, ports[version], workdir / f"{feature}.log")
+                servers[version] = start_without(
+                    feature, args.model_dir, ports[version], workdir / f"{feature}.log", args.server_src
+                )
             pids = {version: server.pid for version, server in servers.items()}
             results, ceilings, decoding = run_rounds(args, bodies, connections, ports, pids)
         finally:

@@ -25,6 +25,7 @@ from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
 from mnist_backend.openapi_contract import state_settings_in_openapi
+from mnist_backend.predict_fast_path import PredictFastPath
 from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: the request id and metrics wrap everything, 413 included. Keys and
     # rate limits are route dependencies (security.py), so they run after routing.
+    app.add_middleware(PredictFastPath, fastapi=app)  # innermost: every layer below still wraps it
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -135,14 +135,21 @@ def _access_control(request: Request) -> AccessControl:
     return request.app.state.access_control
 
 
+# Set on a request's scope by a layer that already ran ``authorize`` for it (predict_fast_path.py,
+# which hands the requests it does not answer to the routes): a request is counted once.
+AUTHORIZED = "mnist.authorized"
+
+
 async def require_api_key(request: Request, api_key: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
     """The client routes' dependency when keys are configured: a valid key, within the rate limit."""
-    _access_control(request).authorize(request, api_key)
+    if not request.scope.get(AUTHORIZED):
+        _access_control(request).authorize(request, api_key)
 
 
 async def limit_rate(request: Request) -> None:
     """The client routes' dependency without keys (dev): the rate limit per address, no key asked."""
-    _access_control(request).authorize(request, None)
+    if not request.scope.get(AUTHORIZED):
+        _access_control(request).authorize(request, None)
 
 
 def client_dependencies(settings: Settings) -> list[Any]:

@@ -1,0 +1,178 @@
+"""``POST /api/v1/predict``, answered beside FastAPI rather than through it.
+
+The single prediction is the service's busiest request, and FastAPI's layers (routing, the
+dependency solver, the Request object, pydantic's validation, the response class) cost about
+as much as everything the hub adds around the model (``make bench``). This innermost ASGI layer
+answers the well-formed request itself with the route's own parts: the same key check and rate
+limit (``AccessControl``), the same pixel checks (``pixels_from_array``), ``run_model`` with its
+metrics and drift statistics, the same answer and feedback token. The request id, access log,
+HTTP metrics and body limit stay around it. A canvas-sized PNG/JPEG is decoded here as the route
+decodes it (on the event loop) and an unreadable one refused as the route's handler refuses it.
+Anything else — another path, a larger image, a body that is not plainly 784 numbers, a refused
+value, no model — goes to FastAPI untouched, the body it read included, so every other refusal
+keeps the route's exact reply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mnist_backend.api import predict
+from mnist_backend.api.errors import APIError
+from mnist_backend.asgi import header_value, send_json_error
+from mnist_backend.client_input import decode_base64_image, pixels_from_array, preprocess_image
+from mnist_backend.inference import INLINE_PAYLOAD_CHARS, run_model
+from mnist_backend.security import AUTHORIZED
+from mnist_contract.canvas import InvalidImageError
+
+if TYPE_CHECKING:
+    from mnist_backend.config import Settings
+
+PATH = "/api/v1/predict"
+# The most a body takes here: 784 numbers written in full (~20 KB), a canvas PNG in base64. Larger
+# bodies are FastAPI's. It bounds what a caller without a key can make this layer read.
+MAX_FAST_BODY_BYTES = 64 * 1024
+# What the pixel array's text may hold: numbers, separators, white space. Pydantic refuses
+# true/false/null and strings as pixels (strict floats); NumPy would convert them.
+_NUMBER_TEXT = b"0123456789.,-+eE[] \t\r\n"
+_KEYS = frozenset({"image", "image_base64", "return_input"})
+
+
+class PredictFastPath:
+    def __init__(self, app: ASGIApp, fastapi: FastAPI) -> None:
+        self.app = app
+        self.fastapi = fastapi
+        self.settings: Settings = fastapi.state.settings
+        self.max_body = min(self.settings.max_predict_body_bytes, MAX_FAST_BODY_BYTES)
+        # The route's own object, as FastAPI puts it on the scope: metrics and the access log
+        # label the request by its template.
+        self.route = next(
+            route
+            for route in predict.router.routes
+            if isinstance(route, APIRoute) and route.path == PATH and "POST" in route.methods
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not self._plain(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            self.fastapi.state.access_control.authorize(
+                Request(scope), self._api_key(scope) if self.settings.auth_enabled else None
+            )
+        except APIError as error:  # as the route's error handler answers it
+            scope["route"] = self.route
+            await send_json_error(send, error.status, error.detail, _encoded(error.headers))
+            return
+        scope[AUTHORIZED] = True
+        body, more = await _read(receive, self.max_body)
+        answer = None if more else self._answer(body)
+        if answer is None:
+            await self.app(scope, _replaying(body, more, receive), send)
+            return
+        scope["route"] = self.route
+        if isinstance(answer, APIError):
+            await send_json_error(send, answer.status, answer.detail)
+            return
+        payload = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+        headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _plain(self, scope: Scope) -> bool:
+        """Declared as JSON, with a length this layer reads whole."""
+        content_type = header_value(scope, b"content-type") or b""
+        if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+            return False
+        declared = header_value(scope, b"content-length")
+        return declared is not None and declared.isdigit() and int(declared) <= self.max_body
+
+    @staticmethod
+    def _api_key(scope: Scope) -> str | None:
+        presented = header_value(scope, b"x-api-key")
+        return None if presented is None else presented.decode("latin-1")
+
+    def _answer(self, body: bytes) -> dict[str, Any] | APIError | None:
+        """The route's answer to ``{"image": [...]}`` or ``{"image_base64": "..."}`` (with
+        ``return_input``), the route's refusal of an unreadable image, or None for FastAPI."""
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        if type(document) is not dict or not _KEYS.issuperset(document) or len(document.keys() - {"return_input"}) != 1:
+            return None
+        return_input = document.get("return_input", False)
+        model = self.fastapi.state.model_holder.model
+        if type(return_input) is not bool or model is None:
+            return None
+        pixels = self._pixels(body, document["image"]) if "image" in document else self._image(document["image_base64"])
+        if not isinstance(pixels, np.ndarray):
+            return pixels
+        result = run_model(model, pixels[np.newaxis], self.fastapi.state.metrics, "single")
+        (prediction,) = result.as_dicts(return_input)
+        answer = {**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)}
+        feedback = self.fastapi.state.feedback
+        if feedback is not None:
+            answer |= feedback.issue(model.version, pixels, prediction["digit"], prediction["confidence"])
+        return answer
+
+    @staticmethod
+    def _pixels(body: bytes, image: object) -> np.ndarray | None:
+        """784 numbers (or 28 rows of 28) in 0..1 as the route reads them; None otherwise."""
+        start, end = body.find(b"["), body.rfind(b"]")
+        if type(image) is not list or start < 0 or body[start : end + 1].translate(None, _NUMBER_TEXT):
+            return None
+        try:
+            return pixels_from_array(image, "image")
+        except InvalidImageError:
+            return None
+
+    def _image(self, payload: object) -> np.ndarray | APIError | None:
+        """A canvas-sized PNG/JPEG decoded here, on the event loop, as the route does; larger
+        images (the route decodes them on its threads) are the route's."""
+        if type(payload) is not str or not payload or len(payload) > INLINE_PAYLOAD_CHARS:
+            return None
+        try:
+            image = decode_base64_image(payload, self.settings.max_image_pixels)
+            if image.width * image.height > self.settings.decode_inline_pixels:
+                return None
+            return preprocess_image(image)
+        except InvalidImageError as error:  # the route's handler answers the same
+            return APIError(422, str(error))
+
+
+async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The body up to ``limit`` bytes; True when more remains (then it is FastAPI's to read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True  # a disconnect: FastAPI hears it on the next receive
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > limit:
+            return b"".join(chunks), True
+
+
+def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
+    """``receive`` as if nothing had been read: the bytes read first, then the rest."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": more}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _encoded(headers: dict[str, str] | None) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in (headers or {}).items()]
