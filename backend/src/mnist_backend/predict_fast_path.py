@@ -56,7 +56,7 @@ class PredictFastPath:
         self.route = next(
             route
             for route in predict.router.routes
-            if isinstance(route, APIRoute) and route.path == PATH and "POST" in route.methods
+            if isinstance(route, APIRoute) and route.path == PATH and "POST" in (route.methods or ())
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,7 +150,8 @@ class PredictFastPath:
 
 async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
     """The body up to ``limit`` bytes; True when more remains (then it is FastAPI's to read)."""
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
