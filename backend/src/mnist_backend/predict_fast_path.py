@@ -4,10 +4,11 @@ The single prediction is the service's busiest request, and FastAPI's layers (ro
 dependency solver, the Request object, pydantic's validation, the response class) cost about
 as much as everything the hub adds around the model (``make bench``). This innermost ASGI layer
 answers the well-formed request itself with the route's own parts: the same key check and rate
-limit (``AccessControl``), the same pixel checks (``pixels_from_array``), ``run_model`` with its
-metrics and drift statistics, the same answer and feedback token. The request id, access log,
-HTTP metrics and body limit stay around it. A canvas-sized PNG/JPEG is decoded here as the route
-decodes it (on the event loop) and an unreadable one refused as the route's handler refuses it.
+limit (``AccessControl``), the same pixel checks (``pixels_from_array``), and the route's
+``single_answer`` (the model's call with its metrics and drift statistics, the feedback token).
+The request id, access log, HTTP metrics and body limit stay around it. A canvas-sized PNG/JPEG
+is decoded here as the route decodes it (on the event loop) and an unreadable one refused as the
+route's handler refuses it.
 Anything else — another path, a larger image, a body that is not plainly 784 numbers, a refused
 value, no model — goes to FastAPI untouched, the body it read included, so every other refusal
 keeps the route's exact reply.
@@ -28,7 +29,7 @@ from mnist_backend.api import predict
 from mnist_backend.api.errors import APIError
 from mnist_backend.asgi import header_value, send_json_error
 from mnist_backend.client_input import decode_base64_image, pixels_from_array, preprocess_image
-from mnist_backend.inference import INLINE_PAYLOAD_CHARS, run_model
+from mnist_backend.inference import INLINE_PAYLOAD_CHARS
 from mnist_backend.security import AUTHORIZED
 from mnist_contract.canvas import InvalidImageError
 
@@ -115,13 +116,8 @@ class PredictFastPath:
         pixels = self._pixels(body, document["image"]) if "image" in document else self._image(document["image_base64"])
         if not isinstance(pixels, np.ndarray):
             return pixels
-        result = run_model(model, pixels[np.newaxis], self.fastapi.state.metrics, "single")
-        (prediction,) = result.as_dicts(return_input)
-        answer = {**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)}
-        feedback = self.fastapi.state.feedback
-        if feedback is not None:
-            answer |= feedback.issue(model.version, pixels, prediction["digit"], prediction["confidence"])
-        return answer
+        state = self.fastapi.state
+        return predict.single_answer(model, pixels, state.metrics, state.feedback, return_input)
 
     @staticmethod
     def _pixels(body: bytes, image: object) -> np.ndarray | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
@@ -25,7 +25,10 @@ from mnist_backend.api.schemas import (
     request_body_schema,
 )
 from mnist_backend.client_input import pixels_from_array
+from mnist_backend.feedback.service import FeedbackService
 from mnist_backend.inference import BatchResult, ImageLimits, batch_to_pixels, image_to_pixels, run_model
+from mnist_backend.metrics import ServiceMetrics
+from mnist_backend.model import LoadedModel
 from mnist_contract.canvas import MNIST_SIDE
 
 router = APIRouter(prefix="/api/v1", tags=["predict"])
@@ -51,13 +54,26 @@ async def predict(request: Request) -> Response:
         payload = cast(str, body.image_base64)
         pool = decode_pool_of(request)
         pixels = await image_to_pixels(payload, settings.max_image_pixels, settings.decode_inline_pixels, pool)
-    result = run_model(model, pixels[np.newaxis], metrics_of(request), "single")
-    (prediction,) = result.as_dicts(body.return_input)
+    return json_response(
+        single_answer(model, pixels, metrics_of(request), request.app.state.feedback, body.return_input)
+    )
+
+
+def single_answer(
+    model: LoadedModel,
+    pixels: np.ndarray,
+    metrics: ServiceMetrics,
+    feedback: FeedbackService | None,
+    return_input: bool,
+) -> dict[str, Any]:
+    """The answer to one image (this route's, and predict_fast_path.py's): the model's call,
+    recorded in the metrics, and the feedback token when the service takes corrections."""
+    result = run_model(model, pixels[np.newaxis], metrics, "single")
+    (prediction,) = result.as_dicts(return_input)
     answer = {**prediction, "model_version": model.version, "inference_ms": round(result.inference_ms, 4)}
-    feedback = request.app.state.feedback
     if feedback is not None:  # signing only: the store is never called on this path
         answer |= feedback.issue(model.version, pixels, prediction["digit"], prediction["confidence"])
-    return json_response(answer)
+    return answer
 
 
 @router.post(
