@@ -216,9 +216,10 @@ def main() -> None:
             fail("basic auth keeps its users in PostgreSQL: unset MLFLOW_BACKEND_STORE_URI (or the password file)")
         ensure_database(store, f"{database}_auth")
         admin = os.environ.get("MLFLOW_ADMIN_USERNAME", "admin")
-        config = write_auth_config(postgres_uri(f"{database}_auth"), admin, auth_cache_ttl_s())
+        auth_store = postgres_uri(f"{database}_auth")
+        config = write_auth_config(auth_store, admin, auth_cache_ttl_s())
         accounts = role_accounts()
-        ensure_accounts(postgres_uri(f"{database}_auth"), store, accounts, os.environ.get("MODEL_NAME", "mnist-cnn"))
+        ensure_accounts(auth_store, store, accounts, os.environ.get("MODEL_NAME", "mnist-cnn"))
         for variable, role in (("MLFLOW_PROMOTERS", "PROMOTER"), ("MLFLOW_READ_ONLY_USERS", "SYNC")):
             listed = [name for name in env.get(variable, "").split(",") if name.strip()]
             env[variable] = ",".join([accounts[role][0], *listed] if role in accounts else listed)
