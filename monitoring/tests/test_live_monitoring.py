@@ -119,11 +119,11 @@ def prometheus_config_for_this_host(ports: dict, tmp: Path) -> Path:
 
 # Production's jobs the dev config has not: the edge, the host and the outside probes.
 PROD_ONLY_JOBS = ("mnist-backend-canary", "nginx", "node", "blackbox-exporter", "blackbox-page", "blackbox-api")
-DRIFT_WINDOW = "20s"
+DRIFT_WINDOW = "60s"
 
 
 def drift_rules_with_short_windows() -> str:
-    """The real drift rules with 30-minute windows cut to 20 s and no `for` (seconds, not hours)."""
+    """The real drift rules with 30-minute windows cut to a minute and no `for` (seconds, not hours)."""
     text = (PROMETHEUS_DIR / "rules" / "drift.yml").read_text()
     assert text.count("[30m]") == 4 and text.count("for: 15m") == 1
     return text.replace("[30m]", f"[{DRIFT_WINDOW}]").replace("for: 15m", "for: 1s")
@@ -368,10 +368,15 @@ def query(prometheus: str, expr: str) -> dict[str, float]:
     return {r["metric"].get("statistic", ""): float(r["value"][1]) for r in body["data"]["result"]}
 
 
-def drift_alerts(prometheus: str) -> dict[str, str]:
-    """MnistInputDrift alerts, pending or firing, by statistic."""
+def drift_alerts(prometheus: str, job: str = "mnist-backend") -> dict[str, tuple[str, float]]:
+    """A job's MnistInputDrift alerts, pending or firing, by statistic: their state and the share
+    of inputs outside the training range they were last evaluated with."""
     alerts = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
-    return {a["labels"]["statistic"]: a["state"] for a in alerts if a["labels"]["alertname"] == "MnistInputDrift"}
+    return {
+        a["labels"]["statistic"]: (a["state"], float(a["value"]))
+        for a in alerts
+        if a["labels"]["alertname"] == "MnistInputDrift" and a["labels"]["job"] == job
+    }
 
 
 def test_off_distribution_inputs_fire_the_drift_alert_and_normal_digits_keep_it_quiet(stack):
@@ -389,21 +394,23 @@ def test_off_distribution_inputs_fire_the_drift_alert_and_normal_digits_keep_it_
     for _ in range(5):  # quiet over several evaluations, not once
         shares = query(prometheus, ratio)
         assert max(shares.values()) < 0.2, f"normal digits counted as drift: {shares}"
-        assert drift_alerts(prometheus) == {}, drift_alerts(prometheus)
+        assert drift_alerts(prometheus) == drift_alerts(prometheus, "mnist-backend-canary") == {}
         time.sleep(1)
 
     send_inputs(backend, off_distribution_inputs(), copies=20)  # 400 odd inputs
 
-    def firing() -> set[str]:
-        return {statistic for statistic, state in drift_alerts(prometheus).items() if state == "firing"}
+    def firing() -> dict[str, float]:
+        return {statistic: value for statistic, (state, value) in drift_alerts(prometheus).items() if state == "firing"}
 
-    wait_until(
-        lambda: firing() >= {"bbox_size_pixels", "ink_share", "centre_offset_pixels"},
+    # The shares are the alert's own, from the evaluation that fired it: a query afterwards reads
+    # a window that a slow machine may already have slid past the odd inputs.
+    shares = wait_until(
+        lambda: (fired := firing()).keys() >= {"bbox_size_pixels", "ink_share", "centre_offset_pixels"} and fired,
         timeout=30,
         what="the drift alert to fire for box size, ink share and centre offset",
     )
-    shares = query(prometheus, ratio)
-    assert shares["bbox_size_pixels"] > 0.2 and shares["ink_share"] > 0.2, shares
+    # Every odd input (a blob or a tiny digit) has far more or far less ink than a digit.
+    assert shares["ink_share"] > 0.5, shares
 
 
 def test_backend_down_alert_reaches_slack_and_resolves_after_restart(stack):
