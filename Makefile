@@ -151,6 +151,10 @@ mlflow-restore: ## Replace ENV's MLflow with a backup: BACKUP=backups/mlflow-<en
 offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager images without a registry
 	scripts/build-offline-images.sh
 
+.PHONY: test-workflows
+test-workflows: install ## deploy.yml dispatched under act (nektos/act) on this host: wrong inputs stop at its first job (part of make test)
+	cd scripts && $(PY) -m pytest tests/test_workflows_under_act.py
+
 .PHONY: test-stack
 test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience (STACK_STEPS=compose: the deploys only)
 	PY=$(PY) MODELS_DIR=$(MODELS_DIR) scripts/test-stack.sh

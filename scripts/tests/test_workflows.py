@@ -143,5 +143,8 @@ def test_deploy_takes_environment_tag_and_force_by_hand_and_from_other_workflows
         "inputs"
     ].keys()
     jobs = load(REPO_ROOT / ".github" / "workflows" / "deploy.yml")["jobs"]
-    assert set(jobs) == {"integration", "security", "deploy", "notify"}
+    assert set(jobs) == {"inputs", "integration", "security", "deploy", "notify"}
     assert jobs["notify"]["if"] == "always()" and "environment" in jobs["deploy"]
+    # The deploy tool checks the inputs before anything is built (test_workflows_under_act.py runs it).
+    assert jobs["integration"]["needs"] == jobs["security"]["needs"] == "inputs"
+    assert "--check-arguments" in jobs["inputs"]["steps"][-1]["run"]

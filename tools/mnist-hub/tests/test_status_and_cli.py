@@ -104,6 +104,36 @@ def test_bad_invocations_exit_2_naming_the_problem(args, message):
     assert result.returncode == 2 and message in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["qa"], "unknown environment 'qa' (one of: dev staging production)"),
+        (["staging", "--target", "swarm"], "--target is compose or kubernetes, not 'swarm'"),
+        (["staging", "--tag", "abc;rm -rf /"], "'abc;rm -rf /' is not a valid image tag"),
+        (["production", "--tag", "abc1234"], "refusing to deploy to production without --force"),
+        (["staging", "--target", "kubernetes"], "--tag is required with --target kubernetes"),
+        (["staging", "--target", "kubernetes", "--tag", "abc", "--model", "7"], "--model takes a registry alias"),
+    ],
+)
+def test_check_arguments_refuses_what_a_deploy_would_refuse_and_touches_nothing(tmp_path, args, message):
+    result = hub("deploy", *args, "--check-arguments", env={"DEPLOY_STATE_DIR": str(tmp_path)})
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []  # no lock taken, no record written
+
+
+def test_check_arguments_accepts_a_deploy_it_would_run_and_says_what(tmp_path):
+    env = {"DEPLOY_STATE_DIR": str(tmp_path)}
+    compose = hub("deploy", "production", "--tag", "abc1234", "--model", "12", "--force", "--check-arguments", env=env)
+    assert compose.returncode == 0, compose.stderr
+    assert compose.stdout.strip() == (
+        "deploy arguments accepted: production (target compose), tag abc1234, model 12, --force"
+    )
+    cluster = hub("deploy", "staging", "--target", "kubernetes", "--tag", "abc1234", "--check-arguments", env=env)
+    assert cluster.returncode == 0, cluster.stderr
+    assert "staging (target kubernetes), tag abc1234, model the overlay's alias" in cluster.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_rollback_without_a_previous_deployment_says_so(tmp_path):
     result = hub("rollback", "staging", env={"DEPLOY_STATE_DIR": str(tmp_path)})
     assert result.returncode == 1 and "nothing to roll back to" in result.stderr

