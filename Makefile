@@ -152,7 +152,7 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 	scripts/build-offline-images.sh
 
 .PHONY: test-workflows
-test-workflows: install ## deploy.yml dispatched under act (nektos/act) on this host: wrong inputs stop at its first job (part of make test)
+test-workflows: install ## deploy.yml and training.yml dispatched under act (nektos/act) on this host: wrong inputs stop at their first job (part of make test)
 	cd scripts && $(PY) -m pytest tests/test_workflows_under_act.py
 
 .PHONY: test-stack

