@@ -104,21 +104,19 @@ def run_workflow(
     secrets: Mapping[str, str] | None = None,
     job: str | None = None,
     env: Mapping[str, str] | None = None,
-    actions: Mapping[str, Path] | None = None,
     variables: Mapping[str, str] | None = None,
     secrets_from_env: tuple[str, ...] = (),
     timeout: float = 600,
 ) -> ActRun:
     """Run ``.github/workflows/<workflow>`` in ``checkout`` for ``event`` (``job``: that job only).
-    ``actions`` maps ``owner/name@ref`` to a local folder; an action the workflow uses without
-    one gets a stand-in that refuses. ``secrets_from_env`` names secrets act reads from ``env``
+    Every action it would clone gets a stand-in that refuses. ``secrets_from_env`` names secrets act reads from ``env``
     (multi-line values such as a private key)."""
     work = checkout.parent / f"{checkout.name}-act"
     work.mkdir(exist_ok=True)
-    stand_ins = dict(actions or {})
-    for action in remote_actions(checkout / ".github" / "workflows" / workflow):
-        if action not in stand_ins:
-            stand_ins[action] = refusing_action(work / "refusing" / action.replace("/", "_"), action)
+    stand_ins = {
+        action: refusing_action(work / "refusing" / action.replace("/", "_"), action)
+        for action in remote_actions(checkout / ".github" / "workflows" / workflow)
+    }
     command = [str(act_binary()), event, "-W", f".github/workflows/{workflow}", "--json"]
     command += [arg for runner in RUNNERS for arg in ("-P", f"{runner}=-self-hosted")]
     command += ["--no-cache-server", "--artifact-server-addr", "127.0.0.1", "--action-offline-mode"]
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "--var", action="append", default=[], metavar="KEY=VALUE", help="a configuration variable (vars.KEY)"
     )
     parser.add_argument("--secret-from-env", action="append", default=[], metavar="NAME")
-    parser.add_argument("--log", type=Path, required=True, help="where act's whole log goes")
+    parser.add_argument("--log", type=Path, required=True, help="where what the jobs printed, then act's log, go")
     args = parser.parse_args(argv)
     run = run_workflow(
         args.checkout.resolve(),
