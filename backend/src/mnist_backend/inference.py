@@ -74,12 +74,22 @@ async def image_to_pixels(payload: str, max_image_pixels: int, inline_pixels: in
     thread hop and the GIL handover after it. Anything larger is read on the pool, so it never
     stalls other requests.
     """
-    if len(payload) > INLINE_PAYLOAD_CHARS:
+    inline = decode_inline(payload, max_image_pixels, inline_pixels)
+    if inline is None:
         return await pool.run(_decode_and_preprocess, payload, max_image_pixels)
+    if isinstance(inline, np.ndarray):
+        return inline
+    return await pool.run(preprocess_image, inline)
+
+
+def decode_inline(payload: str, max_image_pixels: int, inline_pixels: int) -> np.ndarray | Image.Image | None:
+    """The part of ``image_to_pixels`` done on the event loop: None for a payload too long to
+    decode there, the decoded image when it has more than ``inline_pixels`` (preprocessed on the
+    pool), else its pixels. ``InvalidImageError`` for an unreadable one."""
+    if len(payload) > INLINE_PAYLOAD_CHARS:
+        return None
     image = decode_base64_image(payload, max_image_pixels)
-    if image.width * image.height <= inline_pixels:
-        return preprocess_image(image)
-    return await pool.run(preprocess_image, image)
+    return preprocess_image(image) if image.width * image.height <= inline_pixels else image
 
 
 def _decode_and_preprocess(payload: str, max_image_pixels: int) -> np.ndarray:

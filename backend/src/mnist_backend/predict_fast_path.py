@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mnist_backend.api import predict
 from mnist_backend.api.errors import APIError
 from mnist_backend.asgi import header_value, send_json_error
-from mnist_backend.client_input import decode_base64_image, pixels_from_array, preprocess_image
-from mnist_backend.inference import INLINE_PAYLOAD_CHARS
+from mnist_backend.client_input import pixels_from_array
+from mnist_backend.inference import decode_inline
 from mnist_backend.security import AUTHORIZED
 from mnist_contract.canvas import InvalidImageError
 
@@ -131,17 +131,15 @@ class PredictFastPath:
             return None
 
     def _image(self, payload: object) -> np.ndarray | APIError | None:
-        """A canvas-sized PNG/JPEG decoded here, on the event loop, as the route does; larger
-        images (the route decodes them on its threads) are the route's."""
-        if type(payload) is not str or not payload or len(payload) > INLINE_PAYLOAD_CHARS:
+        """A canvas-sized PNG/JPEG decoded here, on the event loop, as the route does
+        (``inference.decode_inline``); larger ones (the route's threads decode them) are the route's."""
+        if type(payload) is not str or not payload:
             return None
         try:
-            image = decode_base64_image(payload, self.settings.max_image_pixels)
-            if image.width * image.height > self.settings.decode_inline_pixels:
-                return None
-            return preprocess_image(image)
+            inline = decode_inline(payload, self.settings.max_image_pixels, self.settings.decode_inline_pixels)
         except InvalidImageError as error:  # the route's handler answers the same
             return APIError(422, str(error))
+        return inline if isinstance(inline, np.ndarray) else None
 
 
 async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
