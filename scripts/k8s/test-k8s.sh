@@ -133,7 +133,6 @@ deploy() {  # tag, log, extra options...
 
 # The same deploy as deploy.yml's deploy job runs it for target=kubernetes, under act: the job's
 # step as written, the cluster's kubeconfig and an API key as the job's secrets.
-WORKFLOW_CHECKOUT=$WORK/act/repo
 deploy_by_workflow() {  # tag, log
   local tag=$1 log=$2
   KUBE_CONFIG=$(cat "$KUBECONFIG") INTEGRATION_API_KEY=$(head -n1 "$WORK/api_keys") \
@@ -182,7 +181,6 @@ PY
 failures() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["failures"])' "$WORK/load-$1.json"; }
 
 step "A rolling update to a new tag under steady load ($RATE r/s through the edge), by deploy.yml's deploy job (act)"
-workflow_checkout "$WORKFLOW_CHECKOUT" || fail "the workflow checkout could not be made"
 started=$SECONDS
 summary=$(load_during rolling deploy_by_workflow "$NEXT_TAG" "$WORK/deploy-next.log") \
   || { tail -30 "$WORK/deploy-next.log"; fail "the rolling update failed"; }

@@ -59,6 +59,39 @@ def scratch_checkout(repo_root: Path, dest: Path) -> Path:
     return dest
 
 
+def without_needs(workflow: str, job: str) -> str:
+    """The workflow's text with ``job``'s ``needs:`` removed, every other line as it was (so act
+    runs that job alone when asked for it with ``-j``); ValueError when the job needs nothing."""
+    lines = workflow.splitlines(keepends=True)
+    try:
+        start = lines.index(f"  {job}:\n", lines.index("jobs:\n"))
+    except ValueError:
+        raise ValueError(f"the workflow has no job '{job}'") from None
+    for index in range(start + 1, len(lines)):
+        line = lines[index]
+        if line.strip() and not line.startswith("   "):
+            break  # the next job
+        if line.startswith("    needs:"):
+            end = index + 1
+            while end < len(lines) and lines[end].startswith("      - "):  # a block list of needs
+                end += 1
+            return "".join(lines[:index] + lines[end:])
+    raise ValueError(f"job '{job}' needs no other job")
+
+
+def job_alone_checkout(repo_root: Path, dest: Path, workflow: str, job: str) -> Path:
+    """A clone of ``repo_root`` at HEAD (act's github.sha: the commit a deploy host's checkout
+    holds) with a GitHub origin, in which ``job`` of ``workflow`` needs no other job: its steps as
+    written, without the jobs before it (a deploy's integration and security jobs are minutes each)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    subprocess.run(["git", "clone", "--quiet", str(repo_root), str(dest)], check=True, capture_output=True)
+    subprocess.run(["git", "remote", "set-url", "origin", ORIGIN], cwd=dest, check=True, capture_output=True)
+    path = dest / ".github" / "workflows" / workflow
+    path.write_text(without_needs(path.read_text(), job))
+    return dest
+
+
 def remote_actions(workflow: Path) -> list[str]:
     """``owner/name@ref`` of every action the workflow uses that act would clone."""
     found = re.findall(
@@ -158,15 +191,15 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """For the shell suites: run a workflow (or one job), print each job's result, and write
-    what the jobs printed and act's log to --log; the exit status is act's."""
+    """For the shell suites: run one job of a workflow alone, in a clone of a checkout's HEAD,
+    write what the jobs printed and act's log to --log, print each job's result; exit 0 only when
+    that job alone ran and succeeded."""
     parser = argparse.ArgumentParser(prog="python -m mnist_testkit.act", description=main.__doc__)
-    parser.add_argument(
-        "checkout", type=Path, help="a git checkout with a GitHub origin (act reads the repository from it)"
-    )
+    parser.add_argument("repo", type=Path, help="the checkout whose HEAD is cloned")
+    parser.add_argument("clone", type=Path, help="where the clone goes (replaced)")
     parser.add_argument("workflow", help="a file in .github/workflows/")
     parser.add_argument("event", help="workflow_dispatch, push, ...")
-    parser.add_argument("--job", help="this job (and the jobs it needs)")
+    parser.add_argument("--job", required=True, help="the job to run alone (the jobs it needs are cut)")
     parser.add_argument("--input", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--var", action="append", default=[], metavar="KEY=VALUE", help="a configuration variable (vars.KEY)"
@@ -174,8 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-from-env", action="append", default=[], metavar="NAME")
     parser.add_argument("--log", type=Path, required=True, help="where what the jobs printed, then act's log, go")
     args = parser.parse_args(argv)
+    checkout = job_alone_checkout(args.repo.resolve(), args.clone.resolve(), args.workflow, args.job)
     run = run_workflow(
-        args.checkout.resolve(),
+        checkout,
         args.workflow,
         args.event,
         inputs=_pairs(args.input),
@@ -188,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args.log.write_text(f"{printed}--- act ---\n{run.log}")
     for job, result in run.results.items():
         print(f"{job}: {result}")
-    return run.returncode
+    return 0 if run.returncode == 0 and run.results == {args.job: "success"} else 1
 
 
 if __name__ == "__main__":
