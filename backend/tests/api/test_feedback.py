@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from mnist_backend.feedback.store import FeedbackStore, database_url
 from mnist_backend.main import create_app
 from mnist_contract.feedback_snapshot import input_hash, parse_snapshot
 from tests.conftest import ADMIN_HEADERS, make_settings
@@ -210,6 +212,28 @@ def test_retention_deletes_unreviewed_corrections_only(model_dir, feedback_setti
         assert asyncio.run(service.purge_unreviewed()) == 1
         counts = client.get("/api/v1/admin/feedback", headers=ADMIN_HEADERS).json()["counts"]
         assert counts == {"pending": 0, "accepted": 0, "rejected": 1}
+
+
+def test_stores_of_one_process_migrate_their_own_databases_at_the_same_time(tmp_path):
+    # An app's retention task can still be migrating when the next app of the same process starts.
+    stores = [FeedbackStore(database_url(f"sqlite:///{tmp_path / f'store{n}.sqlite3'}")) for n in range(6)]
+    errors: list[BaseException] = []
+
+    def migrate(store: FeedbackStore) -> None:
+        try:
+            store.migrate()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for store in stores:
+        assert store.counts() == {"pending": 0, "accepted": 0, "rejected": 0}
+        store.close()
 
 
 def test_the_store_down_refuses_feedback_with_503_and_predictions_stay_200(model_dir, tmp_path, mnist_digits):

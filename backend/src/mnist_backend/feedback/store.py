@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 # Any number; the one PostgreSQL lock that serializes this store's migrations.
 _MIGRATION_LOCK = 0x6D6E6973
+# Alembic's `context` and `op` are module globals: two migrations at once in one process (two stores,
+# each on its own database) would run each other's DDL on the wrong connection.
+_ALEMBIC_IN_USE = threading.Lock()
 
 
 class StoreUnavailableError(RuntimeError):
@@ -92,7 +95,7 @@ class FeedbackStore:
         config = Config()
         config.set_main_option("script_location", str(files("mnist_backend.feedback") / "migrations"))
         head = ScriptDirectory.from_config(config).get_current_head() or "base"
-        with self._guarded(), self.engine.connect() as connection:
+        with _ALEMBIC_IN_USE, self._guarded(), self.engine.connect() as connection:
             postgres = connection.dialect.name == "postgresql"
             if postgres:
                 connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
@@ -251,10 +254,6 @@ class FeedbackStore:
             input_hashes=tuple(row.input_hash for row in ordered),
             model_versions=tuple(row.model_version for row in ordered),
         )
-
-    def ping(self) -> None:
-        with self._guarded(), self.engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
 
     def close(self) -> None:
         self.engine.dispose()
