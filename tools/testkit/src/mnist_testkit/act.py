@@ -59,24 +59,66 @@ def scratch_checkout(repo_root: Path, dest: Path) -> Path:
     return dest
 
 
-def without_needs(workflow: str, job: str) -> str:
-    """The workflow's text with ``job``'s ``needs:`` removed, every other line as it was (so act
-    runs that job alone when asked for it with ``-j``); ValueError when the job needs nothing."""
-    lines = workflow.splitlines(keepends=True)
+def _job_block(lines: list[str], job: str) -> tuple[int, int]:
+    """The first and past-the-last line of ``job``'s block under ``jobs:``."""
     try:
         start = lines.index(f"  {job}:\n", lines.index("jobs:\n"))
     except ValueError:
         raise ValueError(f"the workflow has no job '{job}'") from None
-    for index in range(start + 1, len(lines)):
-        line = lines[index]
-        if line.strip() and not line.startswith("   "):
-            break  # the next job
-        if line.startswith("    needs:"):
-            end = index + 1
-            while end < len(lines) and lines[end].startswith("      - "):  # a block list of needs
-                end += 1
-            return "".join(lines[:index] + lines[end:])
-    raise ValueError(f"job '{job}' needs no other job")
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith("   ")):
+        end += 1
+    return start, end
+
+
+def _without_key(workflow: str, job: str, key: str) -> str | None:
+    """The workflow with ``key`` (a line, with its block list if any) gone from ``job``; None when the
+    job has no such key."""
+    lines = workflow.splitlines(keepends=True)
+    start, end = _job_block(lines, job)
+    for index in range(start + 1, end):
+        if lines[index].startswith(f"    {key}:"):
+            after = index + 1
+            while after < end and lines[after].startswith("      - "):  # a block list
+                after += 1
+            return "".join(lines[:index] + lines[after:])
+    return None
+
+
+def without_needs(workflow: str, job: str) -> str:
+    """The workflow's text with ``job``'s ``needs:`` removed, every other line as it was (so act
+    runs that job alone when asked for it with ``-j``); ValueError when the job needs nothing."""
+    changed = _without_key(workflow, job, "needs")
+    if changed is None:
+        raise ValueError(f"job '{job}' needs no other job")
+    return changed
+
+
+def on_this_host(workflow: str, job: str, unreachable_env: tuple[str, ...] = ("TORCH_INDEX_URL",)) -> str:
+    """The workflow with ``job`` made to run on this host as written, but for two things this host
+    cannot have: its ``container:`` image (act would pull it, and torch is not in it) and the
+    workflow-level variables in ``unreachable_env`` (TORCH_INDEX_URL: an index outside the mirrors,
+    which pip would ask for every package). ValueError when the job has no container."""
+    changed = _without_key(workflow, job, "container")
+    if changed is None:
+        raise ValueError(f"job '{job}' runs in no container")
+    names = "|".join(map(re.escape, unreachable_env))
+    return re.sub(rf"^  (?:{names}):.*\n", "", changed, flags=re.MULTILINE)
+
+
+def runner_venv(venv: Path, dest: Path) -> Path:
+    """A copy of an installed virtual environment for a job's ``make install``, as a runner's cache
+    restores one: hard links, so it costs no disk and a second; installing into it is real (pip
+    points the editable packages at the job's checkout, in seconds, not the minutes torch takes)
+    and leaves ``venv`` as it was, since pip unlinks every file before writing it. The install
+    stamp, the one file make touches in place, is left out (make then installs, as on a runner)."""
+    if not (venv / ".installed").exists():
+        raise FileNotFoundError(f"{venv} is not installed: run make install")
+    if dest.exists():
+        shutil.rmtree(dest)
+    subprocess.run(["cp", "-al", str(venv), str(dest)], check=True)
+    (dest / ".installed").unlink()
+    return dest
 
 
 def job_alone_checkout(repo_root: Path, dest: Path, workflow: str, job: str) -> Path:
