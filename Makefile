@@ -106,7 +106,7 @@ system-deps: ## Install the Debian packages the test suites use, when any is mis
 	@scripts/install-system-deps.sh
 
 .PHONY: test
-test: system-deps install model $(if $(filter k8s,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
+test: system-deps install model $(if $(filter k8s workflows,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
 	@scripts/test-suites.sh $(PY) $(TEST_SUITES)
 
 # ---- The Docker stack (docs/deploy.md): ENV=dev|staging|production ----------------------
@@ -153,7 +153,7 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 	scripts/build-offline-images.sh
 
 .PHONY: test-workflows
-test-workflows: system-deps install model ## The workflows under act (nektos/act) on this host: dispatches' inputs checked, frontend.yml's test job as written (part of make test)
+test-workflows: system-deps install model $(SECURITY_STAMP) ## The workflows under act (nektos/act) on this host: dispatches' inputs checked, frontend.yml's test job, deploy.yml's security job (part of make test)
 	@scripts/test-suites.sh $(PY) workflows
 
 .PHONY: test-stack

@@ -26,7 +26,8 @@ run detect-secrets detect-secrets-hook --baseline .secrets.baseline "${tracked[@
 # The project's own environment, minus its editable packages (they are not on PyPI). --strict:
 # a package that cannot be looked up is a failure, never a silent pass. Where the vulnerability
 # service cannot be reached at all (a mirror-only network), that is said loudly, and it fails
-# unless SECURITY_AUDIT_OFFLINE_OK=1 (which only .ci/run sets, for its mirror-only machine).
+# unless SECURITY_AUDIT_OFFLINE_OK=1 (which only .ci/run and the security job's run under act set,
+# for a mirror-only machine).
 export REQUESTS_CA_BUNDLE=${REQUESTS_CA_BUNDLE:-${PIP_CERT:-}}
 [[ -z "$REQUESTS_CA_BUNDLE" ]] && unset REQUESTS_CA_BUNDLE
 probe=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 https://pypi.org/pypi/pip/24.0/json || true)

@@ -258,6 +258,28 @@ else  # no Compose in it: this commit's images, as the image job pushes them
   check "the image job: not run (STACK_STEPS=$STACK_STEPS; it uses no Compose); this commit's images tagged as it pushes them"
 fi
 
+if [[ $STACK_STEPS == all ]]; then
+  step "deploy.yml's integration job (act): staging at the image job's tag on the runner, checked, torn down"
+  # The dispatch's gate before any host is touched: a model (make model; this run's folder holds
+  # one, where GitHub's runner trains it), throwaway secrets, scripts/deploy.sh staging with its
+  # integration test, then make down. The registry login goes to the stand-in.
+  started=$SECONDS
+  PATH="$WORK/registry-ci:$PATH" GITHUB_TOKEN=$REGISTRY_TOKEN MODELS_DIR=$WORK/models MODELS_PATH=$WORK/models \
+    workflow_job deploy.yml workflow_dispatch integration "$WORK/integration-job.log" "$WORK/integration-result.txt" \
+    --input environment=staging --input tag="$COMMIT" --input target=compose --input model= --input force=false \
+    --record-actions "$WORK/integration-actions" --venv-copy "$WORK/runner-venv" --secret-from-env GITHUB_TOKEN \
+    || fail "deploy.yml's integration job failed under act"
+  sed 's/^/  act: /' "$WORK/integration-result.txt"
+  grep -E '^(==> Deployed|integration test:)' "$WORK/integration-job.log" | sed 's/^/  /'
+  grep -q "^==> Deployed staging at $COMMIT " "$WORK/integration-job.log" || fail "the integration job did not deploy $COMMIT"
+  grep -q '^integration test: passed' "$WORK/integration-job.log" || fail "the integration job's integration test did not pass"
+  compose_for staging
+  [[ -z $("${COMPOSE_ARGS[@]}" ps -q) ]] || fail "the integration job left staging running"
+  remove_project staging   # its volumes too: the runner's throwaway secrets made its PostgreSQL
+  rm -rf "$WORK/runner-venv"
+  check "the integration job in $((SECONDS - started)) s: staging deployed at ${COMMIT:0:12}… on the runner, its integration test passed, torn down"
+fi
+
 step "Staging deployed over SSH by deploy.yml's deploy job (act): the image job's images"
 # The dispatch as GitHub runs it: the job's step, secrets and variables, scripts/remote-deploy.sh
 # over SSH and the registry login it asks of the host (a stand-in: GHCR cannot be reached).

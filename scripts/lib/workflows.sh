@@ -42,31 +42,29 @@ STANDIN
   chmod +x "$dir/docker"
 }
 
-# deploy_job LOG RESULT_FILE OPTIONS...: deploy.yml's deploy job alone (the jobs it needs cut) in
-# a clone of HEAD at $WORK/act/repo, under act (OPTIONS: python -m mnist_testkit.act's --input,
-# --var, --secret-from-env); what the job printed and act's log go to LOG, each job's result to
-# RESULT_FILE. Fails, showing both, unless the deploy job alone ran and succeeded. Needs PY,
-# REPO_ROOT and WORK.
-deploy_job() {
-  local log=$1 results=$2
-  shift 2
-  "$PY" -m mnist_testkit.act "$REPO_ROOT" "$WORK/act/repo" deploy.yml workflow_dispatch --job deploy \
+# workflow_job WORKFLOW EVENT JOB LOG RESULT_FILE OPTIONS...: JOB of WORKFLOW alone (the jobs it
+# needs cut) in a clone of HEAD at $WORK/act/JOB, under act (OPTIONS: python -m mnist_testkit.act's
+# --input, --var, --secret-from-env, --record-actions); what the job printed and act's log go to
+# LOG, each job's result to RESULT_FILE. Fails, showing both, unless JOB alone ran and succeeded.
+# Needs PY, REPO_ROOT and WORK.
+workflow_job() {
+  local workflow=$1 event=$2 job=$3 log=$4 results=$5
+  shift 5
+  "$PY" -m mnist_testkit.act "$REPO_ROOT" "$WORK/act/$job" "$workflow" "$event" --job "$job" \
     --log "$log" "$@" >"$results" 2>&1 \
     || { cat "$results" >&2; sed -n '/^--- act ---$/q;p' "$log" | tail -40 >&2; return 1; }
 }
 
+# deploy_job LOG RESULT_FILE OPTIONS...: deploy.yml's deploy job, dispatched (workflow_job).
+deploy_job() { workflow_job deploy.yml workflow_dispatch deploy "$@"; }
+
 # image_job LOG RESULT_FILE RECORDS OPTIONS...: backend.yml's image job (image.yml: build, scan,
-# upload the findings, push; the sibling image too) alone, on a push, in a clone of HEAD at
-# $WORK/act/images, under act; the actions that need the internet (Trivy, the SARIF upload) record
-# their inputs in RECORDS/actions.jsonl. Put a registry_stand_in first on PATH. Fails, showing
-# what the job printed, unless the image job ran and succeeded. Needs PY, REPO_ROOT and WORK.
+# upload the findings, push; the sibling image too) on a push (workflow_job); the actions that need
+# the internet (Trivy, the SARIF upload) record their inputs in RECORDS/actions.jsonl (emptied
+# first). Put a registry_stand_in first on PATH.
 image_job() {
-  local log=$1 results=$2 records=$3
-  shift 3
-  rm -rf "$records"
-  "$PY" -m mnist_testkit.act "$REPO_ROOT" "$WORK/act/images" backend.yml push --job image \
-    --record-actions "$records" --log "$log" "$@" >"$results" 2>&1 \
-    || { cat "$results" >&2; sed -n '/^--- act ---$/q;p' "$log" | tail -40 >&2; return 1; }
+  rm -rf "$3"
+  workflow_job backend.yml push image "$1" "$2" --record-actions "$3" "${@:4}"
 }
 
 # check_image_job REGISTRY_DIR ACTIONS_JSONL REPOSITORY COMMIT TOKEN: what backend.yml's image job

@@ -322,6 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="actions that need the internet record their inputs in DIR/actions.jsonl (default: they refuse)",
     )
+    parser.add_argument(
+        "--venv-copy",
+        type=Path,
+        metavar="DIR",
+        help="the job's VENV: a copy of the checkout's .venv made at DIR (runner_venv), for a job that runs make",
+    )
     parser.add_argument("--log", type=Path, required=True, help="where what the jobs printed, then act's log, go")
     args = parser.parse_args(argv)
     checkout = job_alone_checkout(args.repo.resolve(), args.clone.resolve(), args.workflow, args.job)
@@ -334,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         variables=_pairs(args.var),
         secrets_from_env=tuple(args.secret_from_env),
         records=args.record_actions.resolve() if args.record_actions else None,
+        env={"VENV": str(runner_venv(args.repo.resolve() / ".venv", args.venv_copy.resolve()))}
+        if args.venv_copy
+        else None,
     )
     # What each job's steps printed, then act's own log (JSON lines).
     printed = "".join(f"--- job {job} ---\n{output}" for job, output in run.output.items())
