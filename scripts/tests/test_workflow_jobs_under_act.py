@@ -20,7 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from mnist_testkit.act import act_binary, on_this_host, run_workflow, runner_venv, scratch_checkout, without_needs
+from mnist_testkit.act import (
+    act_binary,
+    on_this_host,
+    run_workflow,
+    runner_venv,
+    scratch_checkout,
+    without_needs,
+    without_unreachable_env,
+)
 from tests.conftest import REPO_ROOT
 
 
@@ -64,11 +72,12 @@ def test_frontend_test_job_installs_lints_and_runs_the_frontend_suite(tmp_path: 
 
 
 def test_deploy_security_job_runs_the_scans_and_gives_trivy_the_repository(tmp_path: Path):
-    """The dispatch's security job, alone (the inputs job it needs is cut), on the working tree."""
+    """The dispatch's security job, alone (the inputs job it needs is cut), on the working tree,
+    without TORCH_INDEX_URL (make security installs the project first)."""
     act_binary()
     checkout = scratch_checkout(REPO_ROOT, tmp_path / "repo")
     workflow = checkout / ".github" / "workflows" / "deploy.yml"
-    workflow.write_text(without_needs(workflow.read_text(), "security"))
+    workflow.write_text(without_unreachable_env(without_needs(workflow.read_text(), "security")))
     stamps = {real: (REPO_ROOT / real / ".installed").stat().st_mtime_ns for real in (".venv", ".venv-security")}
     venvs = {
         "VENV": runner_venv(REPO_ROOT / ".venv", tmp_path / "venv"),

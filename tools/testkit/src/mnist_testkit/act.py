@@ -96,16 +96,25 @@ def without_needs(workflow: str, job: str) -> str:
     return changed
 
 
-def on_this_host(workflow: str, job: str, unreachable_env: tuple[str, ...] = ("TORCH_INDEX_URL",)) -> str:
-    """The workflow with ``job`` made to run on this host as written, but for two things this host
-    cannot have: its ``container:`` image (act would pull it, and torch is not in it) and the
-    workflow-level variables in ``unreachable_env`` (TORCH_INDEX_URL: an index outside the mirrors,
-    which pip would ask for every package). ValueError when the job has no container."""
+# Workflow-level variables a job cannot have on this host: TORCH_INDEX_URL names an index outside
+# the mirrors, which pip (make install) would ask for every package, retrying, for minutes.
+UNREACHABLE_ENV = ("TORCH_INDEX_URL",)
+
+
+def without_unreachable_env(workflow: str) -> str:
+    """The workflow without the workflow-level variables in ``UNREACHABLE_ENV``."""
+    names = "|".join(map(re.escape, UNREACHABLE_ENV))
+    return re.sub(rf"^  (?:{names}):.*\n", "", workflow, flags=re.MULTILINE)
+
+
+def on_this_host(workflow: str, job: str) -> str:
+    """The workflow with ``job`` made to run on this host as written, but for what this host cannot
+    have: the job's ``container:`` image (act would pull it, and torch is not in it) and the
+    ``UNREACHABLE_ENV`` variables. ValueError when the job has no container."""
     changed = _without_key(workflow, job, "container")
     if changed is None:
         raise ValueError(f"job '{job}' runs in no container")
-    names = "|".join(map(re.escape, unreachable_env))
-    return re.sub(rf"^  (?:{names}):.*\n", "", changed, flags=re.MULTILINE)
+    return without_unreachable_env(changed)
 
 
 def runner_venv(venv: Path, dest: Path) -> Path:
@@ -132,13 +141,14 @@ def with_local_calls(workflow: str) -> str:
 def job_alone_checkout(repo_root: Path, dest: Path, workflow: str, job: str) -> Path:
     """A clone of ``repo_root`` at HEAD (act's github.sha: the commit a deploy host's checkout
     holds) with a GitHub origin, in which ``job`` of ``workflow`` needs no other job: its steps as
-    written, without the jobs before it (a deploy's integration and security jobs are minutes each)."""
+    written, without the jobs before it (a deploy's integration and security jobs are minutes each)
+    and without the ``UNREACHABLE_ENV`` variables."""
     if dest.exists():
         shutil.rmtree(dest)
     subprocess.run(["git", "clone", "--quiet", str(repo_root), str(dest)], check=True, capture_output=True)
     subprocess.run(["git", "remote", "set-url", "origin", ORIGIN], cwd=dest, check=True, capture_output=True)
     path = dest / ".github" / "workflows" / workflow
-    path.write_text(with_local_calls(without_needs(path.read_text(), job)))
+    path.write_text(without_unreachable_env(with_local_calls(without_needs(path.read_text(), job))))
     return dest
 
 
