@@ -307,7 +307,9 @@ for service in backend frontend; do
 done
 [[ $(record_get "$HOST_CHECKOUT/.deploy/staging/current.env" image_repository) == "$REMOTE_REPO" ]] \
   || fail "the host's deployment record does not name $REMOTE_REPO"
-check "deploy.yml over SSH: the host's checkout, its settings and lock; backend and frontend run what the image job pushed, $REMOTE_REPO/*:${COMMIT:0:12}… (models from the host's folder: model=folder)"
+served=$(curl -sf -H "X-API-Key: $API_KEY" http://127.0.0.1:8000/api/v1/model/info | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+[[ $served == "$STABLE_VERSION" ]] || fail "after the deploy over SSH, staging serves model '$served', not $STABLE_VERSION (the host's folder)"
+check "deploy.yml over SSH: the host's checkout, its settings and lock; backend and frontend run what the image job pushed, $REMOTE_REPO/*:${COMMIT:0:12}…, serving $served (the host's folder: model=folder)"
 remove_project staging
 docker image rm "$REMOTE_REPO/mlflow:$(mlflow_image_tag)" >/dev/null
 for component in backend frontend; do

@@ -188,7 +188,9 @@ summary=$(load_during rolling deploy_by_workflow "$NEXT_TAG" "$WORK/deploy-next.
 sed 's/^/    | act: /' "$WORK/act-result.txt"
 image=$(kc -n "$NS" get deployment backend -o jsonpath='{.spec.template.spec.containers[0].image}')
 [[ $image == "$REPO/backend:$NEXT_TAG" ]] || fail "the backend runs $image, not $REPO/backend:$NEXT_TAG"
-check "deploy.yml's deploy job rolled to $image ($(grep -o -m1 'rolled out in [0-9]* s' "$WORK/deploy-next.log")), verified, $((SECONDS - started)) s in all; load: $summary"
+served=$(served_version)
+[[ $served == "$STABLE_VERSION" ]] || fail "after the deploy job the backend serves '$served', not $STABLE_VERSION"
+check "deploy.yml's deploy job rolled to $image, serving $served ($(grep -o -m1 'rolled out in [0-9]* s' "$WORK/deploy-next.log")), verified, $((SECONDS - started)) s in all; load: $summary"
 
 step "A deleted backend pod is replaced and ready again"
 wanted=$(kc -n "$NS" get deployment backend -o jsonpath='{.spec.replicas}')

@@ -5,7 +5,10 @@ tree's tracked files, so a test may break a workflow on purpose without touching
 act's cache server is off and its artifact server bound to 127.0.0.1 (both otherwise bind to an
 outbound interface), and its own cache goes to a temporary folder. Every action a workflow uses
 other than actions/checkout (which act performs itself, as a copy) is given a local stand-in
-with ``--local-repository``: act never clones anything.
+with ``--local-repository``, one that refuses or one that records its inputs: act never clones
+anything. What a job cannot have on this host (a container image, an index outside the mirrors)
+is cut from the run's copy of the workflow, and a job that runs make gets a hard-linked copy of
+the checkout's .venv to install into, as a runner's cache would restore one.
 """
 
 from __future__ import annotations
