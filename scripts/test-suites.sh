@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make test`: every suite's pytest, in two lanes when the machine has two cores or more.
 #   scripts/test-suites.sh PYTHON SUITE...
-# The backend's suite (the longest, ~7 min) and then the workflows' (act running them on this host,
-# ~2.5 min) run in one lane, every other suite one after another in the other: most of what a
-# suite does is wait (servers starting, timers, a browser), so the lanes overlap that waiting with
-# the other's work. A suite is a folder with its own pytest configuration, but for `workflows`:
-# the act tests of scripts/tests/, which the `scripts` suite leaves to it. The backend lane's output is kept in
+# The backend's suite (the longest, ~7 min) and then frontend.yml's test job under act (~2 min)
+# run in one lane, every other suite one after another in the other: most of what a suite does is
+# wait (servers starting, timers, a browser), so the lanes overlap that waiting with the other's
+# work. A suite is a folder with its own pytest configuration, but for the act tests of
+# scripts/tests/, which the `scripts` suite leaves to two of their own: `workflows` (dispatches'
+# inputs, deploy.yml's security job) and `frontend-job`. The backend lane's output is kept in
 # artifacts/test-logs/ and printed when it ends. TEST_LANES=1 runs everything in one lane, in order.
 # Any suite failing fails the run, and so does a suite that collects no test (pytest's exit 5).
 set -uo pipefail
@@ -14,12 +15,14 @@ PY=$1
 shift
 lanes=${TEST_LANES:-$(($(nproc) >= 2 ? 2 : 1))}
 
-WORKFLOW_TESTS=(tests/test_workflows_under_act.py tests/test_workflow_jobs_under_act.py)
+WORKFLOW_TESTS=(tests/test_workflows_under_act.py tests/test_security_job_under_act.py)
+FRONTEND_JOB_TESTS=(tests/test_frontend_job_under_act.py)
 run_suite() {  # SUITE: its pytest; the exit status is pytest's (5: nothing collected fails too)
   echo "=== $1 tests ==="
   case $1 in
     workflows) (cd scripts && "$PY" -m pytest "${WORKFLOW_TESTS[@]}") ;;
-    scripts) (cd scripts && "$PY" -m pytest "${WORKFLOW_TESTS[@]/#/--ignore=}") ;;
+    frontend-job) (cd scripts && "$PY" -m pytest "${FRONTEND_JOB_TESTS[@]}") ;;
+    scripts) (cd scripts && "$PY" -m pytest "${WORKFLOW_TESTS[@]/#/--ignore=}" "${FRONTEND_JOB_TESTS[@]/#/--ignore=}") ;;
     *) (cd "$1" && "$PY" -m pytest) ;;
   esac
 }
@@ -35,7 +38,7 @@ if [[ $lanes -lt 2 ]] || ! listed backend "$@"; then
   exit 0
 fi
 long=(backend)
-listed workflows "$@" && long+=(workflows)
+listed frontend-job "$@" && long+=(frontend-job)
 
 mkdir -p artifacts/test-logs
 log=artifacts/test-logs/backend.log

