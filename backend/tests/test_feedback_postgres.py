@@ -4,7 +4,6 @@ server going away (503, predictions unaffected) and come back with it."""
 from __future__ import annotations
 
 import base64
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from fastapi.testclient import TestClient
 from mnist_backend.feedback.store import FeedbackStore, database_url
 from mnist_backend.main import create_app
 from mnist_testkit import postgres
-from tests.api.test_feedback import KEY, correct, predict
+from tests.api.test_feedback import KEY, correct, migrate_together, predict
 from tests.conftest import ADMIN_HEADERS, make_settings
 
 pytestmark = pytest.mark.skipif(not postgres.installed(), reason="PostgreSQL 15 is not installed")
@@ -39,20 +38,7 @@ def fresh_database(server: postgres.Postgres, name: str) -> str:
 def test_replicas_starting_together_migrate_once(server):
     url = database_url(fresh_database(server, "migrate_race"), PASSWORD)
     stores = [FeedbackStore(url) for _ in range(4)]
-    errors: list[BaseException] = []
-
-    def migrate(store: FeedbackStore) -> None:
-        try:
-            store.migrate()
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=migrate, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    assert not migrate_together(stores)
     with stores[0].engine.connect() as connection:
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
         assert connection.execute(sa.text("SELECT count(*) FROM corrections")).scalar_one() == 0
