@@ -248,7 +248,9 @@ if [[ $STACK_STEPS == all ]]; then
     "$WORK/image-job-actions" --secret-from-env GITHUB_TOKEN || fail "backend.yml's image job failed under act"
   sed 's/^/  act: /' "$WORK/image-result.txt"
   grep -E '^(cache:|built )' "$WORK/image-job.log" | sed 's/^/  /'
-  check_image_job "$WORK/registry-ci" "$WORK/image-job-actions/actions.jsonl" "$REMOTE_REPO" "$COMMIT" "$REGISTRY_TOKEN"
+  REGISTRY_TOKEN=$REGISTRY_TOKEN "$PY" -m mnist_testkit.registry_stand_in check-image-job "$WORK/registry-ci" \
+    "$WORK/image-job-actions/actions.jsonl" "$REMOTE_REPO" "$COMMIT" --token-from-env REGISTRY_TOKEN \
+    || fail "the image job's login, pushes or scans are not as image.yml says"
   check "the image job in $((SECONDS - started)) s: backend and frontend pushed as :${COMMIT:0:12}… and :main, the backend scanned twice and its findings uploaded (stand-ins)"
 else  # no Compose in it: this commit's images, as the image job pushes them
   for component in backend frontend; do
