@@ -106,7 +106,7 @@ system-deps: ## Install the Debian packages the test suites use, when any is mis
 	@scripts/install-system-deps.sh
 
 .PHONY: test
-test: system-deps install model $(if $(filter k8s workflows,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, k8s); no Docker needed
+test: system-deps install model $(if $(filter k8s workflows,$(TEST_SUITES)),$(SECURITY_STAMP)) ## Run every test suite (training, backend, frontend, monitoring, nginx, scripts, the workflows under act, k8s); no Docker needed
 	@scripts/test-suites.sh $(PY) $(TEST_SUITES)
 
 # ---- The Docker stack (docs/deploy.md): ENV=dev|staging|production ----------------------
