@@ -77,7 +77,7 @@ WITHOUT = "without "  # a price-list server: "without access_log", ...
 REFERENCE_SCRIPT = HERE / "reference_server.py"
 FEATURE_OFF_SCRIPT = HERE / "feature_off_server.py"
 # What the price list can take out: feature_off_server.py owns the list (it takes each one out).
-FEATURES = tuple(feature_off_server.FEATURES)
+FEATURES = feature_off_server.CHOICES
 # The price list is measured on the float prediction at one connection count (the first given).
 PRICE_SCENARIO = "predict 784 floats"
 

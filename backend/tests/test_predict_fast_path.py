@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from mnist_backend.main import create_app
-from mnist_backend.predict_fast_path import MAX_FAST_BODY_BYTES, PredictFastPath
+from mnist_backend.predict_fast_path import MAX_FAST_BODY_BYTES
 from mnist_backend.security import require_api_key
 from tests.conftest import make_settings
 from tests.hostile_images import as_base64, palette_bomb_png, text_bomb_png
@@ -41,7 +41,7 @@ def build(model_dir, tmp_path, fast: bool, **overrides: object) -> FastAPI:
     )
     app = create_app(settings)
     if not fast:
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not PredictFastPath]
+        app.edge.predict_fast_path = False
     return app
 
 
@@ -183,3 +183,32 @@ def test_floats_and_canvas_drawings_never_reach_the_route(model_dir, tmp_path):
             reply = post(client, json.dumps(body))
             assert reply.status_code == 200, (list(body), reply.text)
         assert post(client, json.dumps({"image_base64": drawing(side=1000)})).status_code == 500  # the route's
+
+
+def test_a_failure_on_it_is_a_500_with_its_request_id_counted_and_logged(model_dir, tmp_path, monkeypatch):
+    """It runs outside Starlette's error middleware: the edge answers its failures the same way."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the model went away")
+
+    monkeypatch.setattr("mnist_backend.api.predict.single_answer", broken)
+    with TestClient(build(model_dir, tmp_path, True), raise_server_exceptions=False) as client:
+        reply = client.post("/api/v1/predict", json={"image": PIXELS}, headers={**HEADERS, "X-Request-ID": "failed-1"})
+        metrics = client.get("/metrics", headers=HEADERS).text
+    assert reply.status_code == 500 and reply.text == "Internal Server Error"
+    assert reply.headers["x-request-id"] == "failed-1"
+    assert re.search(r'mnist_http_requests_total\{method="POST",route="/api/v1/predict",status="500"\} 1\.0', metrics)
+
+
+def test_a_cross_origin_prediction_is_the_routes_when_cors_allows_other_origins(model_dir, tmp_path):
+    origin = "http://localhost:8501"
+    app = build(model_dir, tmp_path, True, cors_origins=origin)
+
+    def route_reached() -> None:
+        raise AssertionError("the route answered")
+
+    with TestClient(app) as client:
+        reply = post(client, json.dumps({"image": PIXELS}), {**HEADERS, "Origin": origin})
+        assert reply.status_code == 200 and reply.headers["access-control-allow-origin"] == origin
+        app.dependency_overrides[require_api_key] = route_reached  # without an Origin: the fast path's
+        assert post(client, json.dumps({"image": PIXELS})).status_code == 200

@@ -13,22 +13,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from mnist_backend import __version__
+from mnist_backend.access_log import AccessLog
 from mnist_backend.api import admin, bench, feedback, health, metrics_route, model_info, open_inference, predict
 from mnist_backend.api.errors import install_error_handlers
 from mnist_backend.client_input import limit_pillow_decoding
 from mnist_backend.config import Settings
 from mnist_backend.decode_pool import Admission, DecodePool
 from mnist_backend.feedback.service import FeedbackService
-from mnist_backend.metrics import HTTPMetricsMiddleware, ServiceMetrics
+from mnist_backend.metrics import ServiceMetrics
 from mnist_backend.model import LoadedModel, ModelHolder
 from mnist_backend.model_watch import follow_current
 from mnist_backend.openapi_contract import state_settings_in_openapi
 from mnist_backend.predict_fast_path import PredictFastPath
-from mnist_backend.request_context import BodySizeLimitMiddleware, RequestContextMiddleware
 from mnist_backend.resource_limits import cpu_limit_cores, memory_limit_bytes
 from mnist_backend.security import AccessControl, client_dependencies
+from mnist_backend.service_edge import EdgeParts, ServiceEdge
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,20 @@ drawing; get the digit, its confidence and all ten probabilities. Send `X-API-Ke
 service has keys configured (staging and production always do)."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class HubAPI(FastAPI):
+    """FastAPI with the service's edge and the predict fast path around its whole stack
+    (Starlette's error middleware included), built when the app first serves."""
+
+    edge: EdgeParts
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if self.edge.predict_fast_path:
+            stack = PredictFastPath(stack, self)
+        return ServiceEdge(stack, self.edge)
+
+
+def create_app(settings: Settings | None = None) -> HubAPI:
     settings = settings or Settings()
     # Pillow's own decompression-bomb check: no single image may be larger than a whole request's budget.
     limit_pillow_decoding(settings.max_batch_pixels)
@@ -89,8 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         decode_pool.shutdown()
+        if access_log is not None:
+            access_log.flush()
 
-    app = FastAPI(
+    app = HubAPI(
         title="MNIST hub inference API",
         version=__version__,
         description=API_DESCRIPTION,
@@ -98,8 +115,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # No route ends in "/": a redirect to the slash-less path would build its Location from
         # the client's Host header, a redirect to wherever the client names (404 instead).
         redirect_slashes=False,
+        # The hub's observability is its Prometheus metrics and access log. FastAPI's own
+        # OpenTelemetry layer otherwise asks the OpenTelemetry providers on every request
+        # whether one is configured (~10 µs a request with none).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    access_log = AccessLog(settings.log_format) if settings.access_log else None
     app.state.metrics = metrics
     app.state.model_holder = holder
     app.state.load_model = load_model
@@ -117,9 +139,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     state_settings_in_openapi(app, settings)
 
-    # Added innermost first: the request id and metrics wrap everything, 413 included. Keys and
-    # rate limits are route dependencies (security.py), so they run after routing.
-    app.add_middleware(PredictFastPath, fastapi=app)  # innermost: every layer below still wraps it
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -127,7 +146,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-API-Key", "X-Request-ID"],
         )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(HTTPMetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    # Request ids, the body limit, HTTP metrics and the access log: one layer around everything
+    # (service_edge.py). Keys and rate limits are route dependencies (security.py).
+    app.edge = EdgeParts(
+        request_ids=True,
+        access_log=access_log,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        predict_fast_path=True,
+    )
     return app

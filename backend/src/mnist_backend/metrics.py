@@ -1,4 +1,4 @@
-"""Prometheus metrics, and the ASGI middleware that records the HTTP ones.
+"""Prometheus metrics (the service's edge, ``service_edge.py``, records the HTTP ones).
 
 Routes are labelled by their template (``/api/v1/predict``), never by the raw path, so
 label values stay bounded whatever clients send. With several worker processes in one
@@ -9,7 +9,6 @@ one worker per container and scales by replicas, each scraped on its own.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -23,7 +22,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from mnist_backend.input_drift import InputStatistics
 
@@ -140,6 +139,7 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         # Pre-create children so every series exists from the first scrape (rate() needs a baseline).
         self._digit_counters = [self.predictions.labels(digit=str(d)) for d in range(10)]
         self._inference = {kind: self.inference_latency.labels(kind=kind) for kind in ("single", "batch")}
@@ -163,6 +163,18 @@ class ServiceMetrics:
             self._digit_counters[digit].inc()
             self.confidence.observe(confidence)
 
+    def record_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """One answered HTTP request, by route template, method and status."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:  # labels() costs more than the increment: once per kind of request
+            children = self._request_children[key] = (
+                self.requests.labels(route=route, method=method, status=str(status)),
+                self.request_latency.labels(route=route, method=method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
+
     def record_inference(self, kind: str, seconds: float, images: int) -> None:
         self._inference[kind].observe(seconds)
         self.inference_images.inc(images)
@@ -182,47 +194,3 @@ class ServiceMetrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class HTTPMetricsMiddleware:
-    """Counts and times every HTTP request by route template (pure ASGI: no per-request task)."""
-
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        self._children: dict[tuple[str, str, str], tuple] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client sees if the app raises before responding
-        metrics = self.metrics
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            metrics.in_flight.dec()
-            counter, histogram = self._series(*route_and_method(scope), status)
-            counter.inc()
-            histogram.observe(time.perf_counter() - started)
-
-    def _series(self, route: str, method: str, status: int) -> tuple:
-        """Labelled children, cached: ``labels()`` costs more than the increment itself."""
-        key = (route, method, str(status))
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.metrics.requests.labels(route=route, method=method, status=str(status)),
-                self.metrics.request_latency.labels(route=route, method=method),
-            )
-            self._children[key] = children
-        return children

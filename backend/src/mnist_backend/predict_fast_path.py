@@ -2,16 +2,18 @@
 
 The single prediction is the service's busiest request, and FastAPI's layers (routing, the
 dependency solver, the Request object, pydantic's validation, the response class) cost about
-as much as everything the hub adds around the model (``make bench``). This innermost ASGI layer
-answers the well-formed request itself with the route's own parts: the same key check and rate
-limit (``AccessControl``), the same pixel checks (``pixels_from_array``), and the route's
-``single_answer`` (the model's call with its metrics and drift statistics, the feedback token).
-The request id, access log, HTTP metrics and body limit stay around it. A canvas-sized PNG/JPEG
+as much as everything the hub adds around the model (``make bench``). This ASGI layer, inside
+the service's edge (``service_edge.py``: request id, body limit, HTTP metrics, access log) and
+around FastAPI's whole stack, answers the well-formed request itself with the route's own parts:
+the same key check and rate limit (``AccessControl``), the same pixel checks
+(``pixels_from_array``), and the route's ``single_answer`` (the model's call with its metrics and
+drift statistics, the feedback token). A canvas-sized PNG/JPEG
 is decoded here as the route decodes it (on the event loop) and an unreadable one refused as the
 route's handler refuses it.
 Anything else — another path, a larger image, a body that is not plainly 784 numbers, a refused
 value, no model — goes to FastAPI untouched, the body it read included, so every other refusal
-keeps the route's exact reply.
+keeps the route's exact reply. So does a cross-origin request when CORS_ORIGINS allows other
+origins (CORS's headers are added inside FastAPI's stack).
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class PredictFastPath:
         self.fastapi = fastapi
         self.settings: Settings = fastapi.state.settings
         self.max_body = min(self.settings.max_predict_body_bytes, MAX_FAST_BODY_BYTES)
-        # The route's own object, as FastAPI puts it on the scope: metrics and the access log
-        # label the request by its template.
+        self.cors = bool(self.settings.cors_origins)
+        # The route's own object, as FastAPI's router puts it on the scope.
         self.route = next(
             route
             for route in predict.router.routes
@@ -64,12 +66,14 @@ class PredictFastPath:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or not self._plain(scope):
             await self.app(scope, receive, send)
             return
+        # The route's own object, as FastAPI's router sets it: metrics and the access log label
+        # the request by its template, whoever answers it (or fails to).
+        scope["route"] = self.route
         try:
             self.fastapi.state.access_control.authorize(
                 Request(scope), self._api_key(scope) if self.settings.auth_enabled else None
             )
         except APIError as error:  # as the route's error handler answers it
-            scope["route"] = self.route
             await send_json_error(send, error.status, error.detail, _encoded(error.headers))
             return
         scope[AUTHORIZED] = True
@@ -78,7 +82,6 @@ class PredictFastPath:
         if answer is None:
             await self.app(scope, _replaying(body, more, receive), send)
             return
-        scope["route"] = self.route
         if isinstance(answer, APIError):
             await send_json_error(send, answer.status, answer.detail)
             return
@@ -88,7 +91,10 @@ class PredictFastPath:
         await send({"type": "http.response.body", "body": payload})
 
     def _plain(self, scope: Scope) -> bool:
-        """Declared as JSON, with a length this layer reads whole."""
+        """Declared as JSON, with a length this layer reads whole; cross-origin requests are
+        CORS's (inside FastAPI's stack) when the service allows other origins."""
+        if self.cors and header_value(scope, b"origin") is not None:
+            return False
         content_type = header_value(scope, b"content-type") or b""
         if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
             return False

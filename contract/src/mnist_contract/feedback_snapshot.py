@@ -41,6 +41,13 @@ def as_uint8(pixels: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8).reshape(MNIST_SIDE, MNIST_SIDE)
 
 
+def unit_floats_as_uint8(pixels: np.ndarray) -> np.ndarray:
+    """``as_uint8`` of float32 pixels already in 0..1 (what a model is given): the same bytes in
+    three NumPy calls instead of seven (nothing to clip). Every answer's feedback token makes one,
+    and in a busy server each NumPy call costs several µs."""
+    return np.rint(pixels * np.float32(255.0)).astype(np.uint8)
+
+
 def is_held_out(hash_hex: str) -> bool:
     return int(hash_hex[:8], 16) % HELD_OUT_EVERY == 0
 

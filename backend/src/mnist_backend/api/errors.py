@@ -15,6 +15,7 @@ from mnist_backend.decode_pool import ServiceBusyError
 from mnist_backend.feedback.store import StoreUnavailableError
 from mnist_backend.inference import PixelBudgetExceededError, RequestAbandonedError
 from mnist_backend.open_inference import ProtocolError
+from mnist_backend.service_edge import BodyTooLargeError
 from mnist_contract.canvas import InvalidImageError
 
 # nginx's code for "the client closed the connection first"; nobody reads it, logs and metrics do.
@@ -65,6 +66,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PixelBudgetExceededError)
     async def _over_pixel_budget(_: Request, error: PixelBudgetExceededError) -> Response:
+        return json_response({"detail": str(error)}, 413)
+
+    @app.exception_handler(BodyTooLargeError)  # a route was reading a streamed body
+    async def _body_too_large(_: Request, error: BodyTooLargeError) -> Response:
         return json_response({"detail": str(error)}, 413)
 
     @app.exception_handler(ServiceBusyError)
