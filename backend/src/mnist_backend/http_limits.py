@@ -29,9 +29,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._header_bytes = 0
         self._awaiting_headers = True
+        self._receiving_body = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._arm_header_timer()
+        self._arm_header_timer()  # a connection that never sends a byte is cut off too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
@@ -40,23 +41,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_headers:
-            if self._header_timer is None:  # first byte of the next request on a kept-alive connection
-                self._arm_header_timer()
             end = data.find(_HEADERS_END)
             self._header_bytes += len(data) if end < 0 else end
             if self._header_bytes > self.max_header_bytes:
                 self._refuse(431, f"request line and headers are over {self.max_header_bytes} bytes")
                 return
         super().data_received(data)
+        # A timer only for what this read left incomplete: a request that arrives whole (nearly
+        # every one) arms none, where arming and cancelling two per request cost ~10 µs of a
+        # busy core. The clocks start at this read: the request's first bytes, or its headers.
+        if self.transport.is_closing():
+            return
+        if self._awaiting_headers and self._header_bytes and self._header_timer is None:
+            self._arm_header_timer()
+        elif self._receiving_body and self._body_timer is None:
+            self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_too_slow)
 
     def on_headers_complete(self) -> None:
-        self._awaiting_headers = False
+        self._awaiting_headers, self._receiving_body = False, True
         self._disarm_header_timer()
         super().on_headers_complete()
-        # Until the whole message is in (at once, for a request without a body).
-        self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_too_slow)
 
     def on_message_complete(self) -> None:
+        self._receiving_body = False
         self._disarm_body_timer()
         super().on_message_complete()
 
