@@ -85,7 +85,8 @@ class FeedbackSigner:
     def issue(
         self, model_version: str, pixels: np.ndarray, digit: int, confidence: float, now: float
     ) -> tuple[str, str]:
-        """A fresh prediction id and its token."""
+        """A fresh prediction id and the token of ``pixels``: float ``[28, 28]`` in 0..1, what the
+        model was given (the pixel checks and the canvas preprocessing guarantee the range)."""
         raw_id = os.urandom(16)
         version = model_version.encode()[:255]
         header = _HEADER.pack(TOKEN_FORMAT, raw_id, int(now), digit, round(confidence * 65535), len(version))
