@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: every suite's pytest, in two lanes when the machine has two cores or more.
 #   scripts/test-suites.sh PYTHON SUITE...
-# The backend's suite (the longest, ~7 min) and then frontend.yml's test job under act (~2 min)
-# run in one lane, every other suite one after another in the other: most of what a suite does is
+# The backend's suite (the longest, ~7 min), then frontend.yml's test job under act (~2 min) and
+# monitoring's, run in one lane, every other suite one after another in the other: most of what a suite does is
 # wait (servers starting, timers, a browser), so the lanes overlap that waiting with the other's
 # work. A suite is a folder with its own pytest configuration, but for the act tests of
 # scripts/tests/, which the `scripts` suite leaves to two of their own: `workflows` (dispatches'
@@ -39,6 +39,9 @@ if [[ $lanes -lt 2 ]] || ! listed backend "$@"; then
 fi
 long=(backend)
 listed frontend-job "$@" && long+=(frontend-job)
+# Monitoring's suite (~40 s, mostly Prometheus's evaluation timers) evens the lanes: without it the
+# other lane ended ~70 s after this one in CI.
+listed monitoring "$@" && long+=(monitoring)
 
 mkdir -p artifacts/test-logs
 log=artifacts/test-logs/backend.log
