@@ -20,6 +20,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mnist_backend.access_log import AccessLog
@@ -28,11 +29,6 @@ from mnist_backend.metrics import ServiceMetrics, route_and_method
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
-_SERVER_ERROR_START: Message = {
-    "type": "http.response.start",
-    "status": 500,
-    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"21")],
-}
 
 
 class BodyTooLargeError(Exception):
@@ -103,8 +99,7 @@ class ServiceEdge:
             # The fast path's failures, which Starlette's error middleware does not see: the
             # same 500 it sends, and the error goes on to uvicorn, which logs it.
             if not responded:
-                await edge_send(_SERVER_ERROR_START)
-                await edge_send({"type": "http.response.body", "body": b"Internal Server Error"})
+                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, edge_send)
             raise
         finally:
             if metrics is not None or parts.access_log is not None:
