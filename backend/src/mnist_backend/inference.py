@@ -50,16 +50,15 @@ class BatchResult:
     probabilities: np.ndarray  # [N, 10]
     pixels: np.ndarray  # [N, 28, 28], what the model saw (0..1)
     inference_ms: float
-    # The same probabilities as Python lists, each image's digit (the first most probable) and its
-    # probability: made once, for the answer and the metrics, rather than a NumPy call for each.
+    # The same probabilities as Python lists and each image's digit (the first most probable):
+    # made once, for the answer and the metrics, rather than a NumPy call for each.
     rows: list[list[float]]
     digits: list[int]
-    confidences: list[float]
 
     def as_dicts(self, return_input: bool) -> list[dict]:
         results = []
-        for index, (row, digit, confidence) in enumerate(zip(self.rows, self.digits, self.confidences, strict=True)):
-            item = {"digit": digit, "confidence": confidence, "probabilities": row}
+        for index, (row, digit) in enumerate(zip(self.rows, self.digits, strict=True)):
+            item = {"digit": digit, "confidence": row[digit], "probabilities": row}
             if return_input:
                 item["input_image"] = np.round(self.pixels[index], 4).tolist()
             results.append(item)
@@ -145,6 +144,5 @@ def run_model(model: LoadedModel, pixels: np.ndarray, metrics: ServiceMetrics, k
     metrics.inputs.record(pixels)
     rows = probabilities.tolist()
     digits = [row.index(max(row)) for row in rows]  # argmax's choice: the first of equals
-    confidences = [row[digit] for row, digit in zip(rows, digits, strict=True)]
-    metrics.record_predictions(digits, confidences)
-    return BatchResult(probabilities, pixels, elapsed * 1000, rows, digits, confidences)
+    metrics.record_predictions(digits, [row[digit] for row, digit in zip(rows, digits, strict=True)])
+    return BatchResult(probabilities, pixels, elapsed * 1000, rows, digits)
